@@ -1,0 +1,3 @@
+from imguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The two SCF functions, each an application over the shared library."""

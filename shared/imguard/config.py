@@ -1,0 +1,199 @@
+"""Configuration: every environment variable imguard reads, parsed and checked once.
+
+A bad value raises ``ConfigError`` naming the variable, so a misconfigured
+function fails at cold start instead of answering IM with nonsense.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+
+# IM's custom before-send codes (im-callback-protocol.md §3, §2.5).
+C2C_CUSTOM_CODES = range(120001, 130001)
+GROUP_CUSTOM_CODES = range(10100, 10201)
+FRIEND_DENY_CODES = range(38000, 39001)
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]*-\d+$")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or invalid; the message names it."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    meaning: str
+
+
+# Every variable imguard reads. README's table and serverless.yml are checked against it.
+VARIABLES: Dict[str, Variable] = {
+    v.name: v
+    for v in (
+        Variable("IM_SDKAPPID", "(required)", "SDKAppID of your IM app; callbacks naming another get 403"),
+        Variable("IM_CALLBACK_TOKEN", "", "callback auth token from the IM console; when set, Sign and RequestTime are required"),
+        Variable("CALLBACK_MAX_SKEW_S", "300", "how far RequestTime may be from now, in seconds"),
+        Variable("DEADLINE_MS", "1500", "answer IM within this many ms, whatever CI is doing (50..1900)"),
+        Variable("FAIL_MODE", "open", "when CI fails or is late: open allows the message, closed blocks it"),
+        Variable("SUSPICIOUS_ACTION", "allow", "CI Result 2 (suspicious): allow or block"),
+        Variable("BLOCK_ACTION", "reject", "reject tells the sender; silent drops the message and the sender thinks it went out"),
+        Variable("REJECT_ERROR_CODE", "", "custom ErrorCode for blocked C2C messages (120001..130000)"),
+        Variable("GROUP_REJECT_ERROR_CODE", "", "custom ErrorCode for blocked group messages (10100..10200)"),
+        Variable("REJECT_ERROR_INFO", "message blocked by content policy", "ErrorInfo sent with a rejection; the client shows it"),
+        Variable("WHITELIST_USERS", "", "comma-separated UserIDs whose messages skip moderation"),
+        Variable("COS_BUCKET", "", "BucketName-APPID used for CI; unset turns CI off"),
+        Variable("COS_REGION", "", "bucket region, e.g. ap-guangzhou (required with COS_BUCKET unless CI_DOMAIN is set)"),
+        Variable("COS_SECRET_ID", "SCF role", "API key id for CI; defaults to the function role's TENCENTCLOUD_SECRETID"),
+        Variable("COS_SECRET_KEY", "SCF role", "API key secret for CI; defaults to the function role's TENCENTCLOUD_SECRETKEY"),
+        Variable("CI_BIZTYPE", "", "CI moderation policy (BizType) from the CI console; empty uses the default policy"),
+        Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
+        Variable("CI_SCHEME", "https", "http or https for CI requests"),
+    )
+}
+
+
+class _Env:
+    """Reads typed values from an environment mapping, naming the variable on error."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def opt(self, name: str) -> Optional[str]:
+        assert name in VARIABLES or name.startswith("TENCENTCLOUD_"), f"{name} is not in VARIABLES"
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def str(self, name: str, default: str = "") -> str:
+        return self.opt(name) or default
+
+    def int(self, name: str, default: Optional[int], valid: Optional[range] = None) -> Optional[int]:
+        raw = self.opt(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"expected an integer, got {raw!r}") from None
+        if valid is not None and value not in valid:
+            raise ConfigError(name, f"{value} is outside {valid.start}..{valid.stop - 1}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.opt(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: Tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise ConfigError(name, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def url(self, name: str) -> Optional[str]:
+        value = self.opt(name)
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ConfigError(name, f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/") if value else None
+
+
+@dataclass(frozen=True)
+class CosSettings:
+    """Where and as whom to call COS content moderation (数据万象 CI)."""
+
+    bucket: Optional[str] = None
+    region: Optional[str] = None
+    secret_id: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    token: Optional[str] = field(default=None, repr=False)
+    domain: Optional[str] = None
+    scheme: str = "https"
+    biz_type: Optional[str] = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.bucket is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything both functions read from the environment."""
+
+    sdk_app_id: int
+    callback_token: Optional[str] = field(default=None, repr=False)
+    max_skew_s: int = 300
+    deadline_ms: int = 1500
+    fail_mode: str = "open"
+    suspicious_action: str = "allow"
+    block_action: str = "reject"
+    reject_error_code: Optional[int] = None
+    group_reject_error_code: Optional[int] = None
+    reject_error_info: str = "message blocked by content policy"
+    whitelist_users: FrozenSet[str] = frozenset()
+    cos: CosSettings = CosSettings()
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = _Env(os.environ if environ is None else environ)
+        sdk_app_id = env.int("IM_SDKAPPID", None, range(1, 2**32))
+        if sdk_app_id is None:
+            raise ConfigError("IM_SDKAPPID", "required: the SDKAppID of your IM application")
+        return cls(
+            sdk_app_id=sdk_app_id,
+            callback_token=env.opt("IM_CALLBACK_TOKEN"),
+            max_skew_s=env.int("CALLBACK_MAX_SKEW_S", 300, range(1, 86401)),
+            # IM waits 2 s; the answer has to leave well before that.
+            deadline_ms=env.int("DEADLINE_MS", 1500, range(50, 1901)),
+            fail_mode=env.choice("FAIL_MODE", "open", ("open", "closed")),
+            suspicious_action=env.choice("SUSPICIOUS_ACTION", "allow", ("allow", "block")),
+            block_action=env.choice("BLOCK_ACTION", "reject", ("reject", "silent")),
+            reject_error_code=env.int("REJECT_ERROR_CODE", None, C2C_CUSTOM_CODES),
+            group_reject_error_code=env.int("GROUP_REJECT_ERROR_CODE", None, GROUP_CUSTOM_CODES),
+            reject_error_info=env.str("REJECT_ERROR_INFO", cls.reject_error_info),
+            whitelist_users=frozenset(
+                user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
+            ),
+            cos=_cos_settings(env),
+        )
+
+
+def _cos_settings(env: _Env) -> CosSettings:
+    bucket = env.opt("COS_BUCKET")
+    if bucket is None:
+        return CosSettings()
+    if not _BUCKET_RE.match(bucket):
+        raise ConfigError("COS_BUCKET", f"expected BucketName-APPID such as imguard-1250000000, got {bucket!r}")
+    domain = env.opt("CI_DOMAIN")
+    region = env.opt("COS_REGION")
+    if region is None and domain is None:
+        raise ConfigError("COS_REGION", "required with COS_BUCKET (for example ap-guangzhou)")
+    # Explicit keys win; otherwise the temporary credentials of the SCF execution role.
+    secret_id = env.opt("COS_SECRET_ID") or env.opt("TENCENTCLOUD_SECRETID")
+    secret_key = env.opt("COS_SECRET_KEY") or env.opt("TENCENTCLOUD_SECRETKEY")
+    token = None if env.opt("COS_SECRET_ID") else env.opt("TENCENTCLOUD_SESSIONTOKEN")
+    if not secret_id:
+        raise ConfigError("COS_SECRET_ID", "required with COS_BUCKET (or run with an SCF role)")
+    if not secret_key:
+        raise ConfigError("COS_SECRET_KEY", "required with COS_BUCKET (or run with an SCF role)")
+    return CosSettings(
+        bucket=bucket,
+        region=region,
+        secret_id=secret_id,
+        secret_key=secret_key,
+        token=token,
+        domain=domain,
+        scheme=env.choice("CI_SCHEME", "https", ("http", "https")),
+        biz_type=env.opt("CI_BIZTYPE"),
+    )

@@ -1,0 +1,1 @@
+"""Tencent Cloud IM protocol: callback authentication, callback bodies, answers, REST."""

@@ -1,0 +1,72 @@
+"""Typed, read-only views of IM callback bodies (im-callback-protocol.md §2).
+
+IM's bodies are trusted for shape only after these views have read them: every
+field has a safe default and a wrong type never raises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Tuple
+
+
+class Command:
+    C2C_BEFORE_SEND = "C2C.CallbackBeforeSendMsg"
+    C2C_AFTER_SEND = "C2C.CallbackAfterSendMsg"
+    GROUP_BEFORE_SEND = "Group.CallbackBeforeSendMsg"
+    GROUP_AFTER_SEND = "Group.CallbackAfterSendMsg"
+
+
+def text(value: Any) -> str:
+    """A string field as IM documents it; numbers are tolerated, anything else is empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def integer(value: Any) -> Optional[int]:
+    """An integer field; IM sometimes sends numbers as strings (EventTime)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
+        return int(value.strip())
+    return None
+
+
+@dataclass(frozen=True)
+class MessageCallback:
+    """A C2C or group send callback, before or after delivery."""
+
+    command: str
+    scene: str  # "c2c" or "group"
+    sender: str
+    receiver: str = ""  # C2C only
+    group_id: str = ""  # group only
+    topic_id: str = ""
+    msg_key: str = ""  # C2C: what admin_msgwithdraw needs
+    msg_seq: Optional[int] = None  # group after-send only: what group_msg_recall needs
+    msg_body: Tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_body(cls, command: str, body: Mapping[str, Any]) -> "MessageCallback":
+        raw_elements = body.get("MsgBody")
+        elements = tuple(e for e in raw_elements if isinstance(e, Mapping)) if isinstance(raw_elements, list) else ()
+        scene = "group" if command.startswith("Group.") else "c2c"
+        return cls(
+            command=command,
+            scene=scene,
+            sender=text(body.get("From_Account")),
+            receiver=text(body.get("To_Account")) if scene == "c2c" else "",
+            group_id=text(body.get("GroupId")) if scene == "group" else "",
+            topic_id=text(body.get("TopicId")),
+            msg_key=text(body.get("MsgKey")),
+            msg_seq=integer(body.get("MsgSeq")),
+            msg_body=elements,
+        )
+
+    @property
+    def target(self) -> str:
+        return self.group_id if self.scene == "group" else self.receiver

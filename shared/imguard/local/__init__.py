@@ -1,0 +1,1 @@
+"""Running the functions on a developer's machine."""

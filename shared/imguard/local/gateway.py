@@ -1,0 +1,150 @@
+"""A local stand-in for API Gateway in front of SCF.
+
+It turns each HTTP request into the event API Gateway would send (with
+integrated response on), calls the function's ``index.main_handler`` exactly
+as SCF would, and turns the returned integration response back into HTTP.
+Handlers run unchanged; nothing here is imported by the deployed functions.
+"""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Dict, Mapping, Tuple
+from urllib.parse import parse_qsl, urlsplit
+
+Handler = Callable[[Dict[str, Any], Dict[str, Any]], Any]
+
+# SCF caps a synchronous response at 6 MB (scf-serverless.md §A1).
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+# The timeouts serverless.yml gives each function.
+TIME_LIMITS_MS = {"im_callback": 3000, "audio_result": 30000}
+
+
+def load_handler(index_py: Path, module_name: str) -> Handler:
+    """Import a function's index.py the way SCF does: as a top-level module of its folder."""
+    spec = importlib.util.spec_from_file_location(module_name, index_py)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {index_py}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main_handler
+
+
+def api_gateway_event(
+    method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes, client_ip: str
+) -> Dict[str, Any]:
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    return {
+        "requestContext": {
+            "serviceId": "service-local",
+            "path": path,
+            "httpMethod": "ANY",
+            "requestId": uuid.uuid4().hex,
+            "identity": {},
+            "sourceIp": client_ip,
+            "stage": "release",
+        },
+        # Real API Gateway traffic carries lower-case header names.
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "body": text,
+        "isBase64Encoded": is_base64,
+        "path": path,
+        "httpMethod": method,
+        "queryString": dict(query),
+        "queryStringParameters": {},
+        "pathParameters": {},
+        "headerParameters": {},
+        "stageVariables": {"stage": "release"},
+    }
+
+
+def scf_context(function_name: str) -> Dict[str, Any]:
+    """SCF passes the context as a plain dict (scf-serverless.md §A1)."""
+    return {
+        "request_id": uuid.uuid4().hex,
+        "function_name": function_name,
+        "function_version": "$LATEST",
+        "namespace": "default",
+        "time_limit_in_ms": TIME_LIMITS_MS.get(function_name, 3000),
+        "memory_limit_in_mb": 128,
+        "tencentcloud_region": "local",
+    }
+
+
+def integration_response(result: Any) -> Tuple[int, Dict[str, str], bytes]:
+    """What API Gateway makes of a function's return value."""
+    if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
+        body = json.dumps({"error": 502, "message": "Invalid scf response. expected scf response valid JSON."})
+        return 502, {"Content-Type": "application/json"}, body.encode()
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8", "surrogatepass")
+    headers = {str(k): ", ".join(v) if isinstance(v, list) else str(v) for k, v in (result.get("headers") or {}).items()}
+    if len(raw) > MAX_RESPONSE_BYTES:
+        return 502, {"Content-Type": "application/json"}, b'{"error":502,"message":"response over 6 MB"}'
+    return result["statusCode"], headers, raw
+
+
+class LocalGateway(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], routes: Mapping[str, Tuple[str, Handler]]):
+        super().__init__(address, _RequestHandler)
+        self.routes = dict(routes)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: LocalGateway
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    do_GET = do_PUT = do_DELETE = do_POST
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        route = self.server.routes.get(url.path.rstrip("/") or "/")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        if route is None:
+            self._send(404, {"Content-Type": "application/json"}, b'{"error":"NotFound","message":"no such route"}')
+            return
+        function_name, handler = route
+        event = api_gateway_event(
+            self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)), dict(self.headers.items()),
+            body, self.client_address[0],
+        )
+        try:
+            result = handler(event, scf_context(function_name))
+        except Exception as exc:  # SCF reports a crashed invocation as an error body
+            print(f"[gateway] {function_name} raised {type(exc).__name__}", file=sys.stderr)
+            result = None
+        self._send(*integration_response(result))
+
+    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # the functions log for themselves
+        return
+
+
+def build_routes(functions_dir: Path) -> Dict[str, Tuple[str, Handler]]:
+    routes = {}
+    for index_py in sorted(functions_dir.glob("*/index.py")):
+        name = index_py.parent.name
+        routes[f"/{name}"] = (name, load_handler(index_py, f"scf_function_{name}"))
+    return routes

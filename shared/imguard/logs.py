@@ -1,0 +1,57 @@
+"""Structured logging: one JSON object per line on stdout (SCF ships stdout to CLS).
+
+Message text and secrets never go through here in clear; use ``fingerprint``.
+"""
+import hashlib
+import json
+import logging
+import sys
+import traceback
+from typing import Any, Dict
+
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is now (SCF and pytest both replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+_logger = logging.getLogger("imguard")
+if not _logger.handlers:
+    _handler = _StdoutHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _logger.addHandler(_handler)
+    _logger.setLevel(logging.INFO)
+    # SCF's runtime configures the root logger too; one copy of each line is enough.
+    _logger.propagate = False
+
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def emit(event: str, level: str = "info", **fields: Any) -> None:
+    record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
+    line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":"))
+    _logger.log(_LEVELS[level], line)
+
+
+def failure(event: str, exc: BaseException, **fields: Any) -> None:
+    """An error line with the exception type and the frames, but not its arguments
+    (exception messages can quote message text)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}:{frame.name}" for frame in frames[-5:]]
+    emit(event, level="error", exception=type(exc).__name__, where=where, **fields)
+
+
+def fingerprint(text: str) -> Dict[str, Any]:
+    """What a log may say about user text: its length and digest, never the text."""
+    return {
+        "len": len(text),
+        "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+    }

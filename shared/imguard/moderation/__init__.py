@@ -1,0 +1,1 @@
+"""Moderation engines (CI, local rules) and how their verdicts become one decision."""

@@ -1,0 +1,30 @@
+"""From verdicts to one decision: what the operator's policy says to do."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from imguard.moderation.verdict import Outcome, Verdict
+
+ALLOW = "allow"
+BLOCK = "block"
+REWRITE = "rewrite"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # allow, block or rewrite
+    # Why the fail policy had to decide: "timeout" or "error"; empty when every check answered.
+    degraded: str = ""
+
+
+def decide(verdicts: Iterable[Verdict], suspicious_action: str, fail_mode: str) -> Decision:
+    verdicts = list(verdicts)
+    outcomes = {v.outcome for v in verdicts}
+    # A definite violation wins over everything, even over checks that never answered.
+    if Outcome.BLOCK in outcomes or (Outcome.SUSPICIOUS in outcomes and suspicious_action == BLOCK):
+        return Decision(BLOCK)
+    degraded = "timeout" if Outcome.TIMEOUT in outcomes else "error" if Outcome.ERROR in outcomes else ""
+    if degraded:
+        return Decision(ALLOW if fail_mode == "open" else BLOCK, degraded)
+    return Decision(ALLOW)
