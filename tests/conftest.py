@@ -1,0 +1,127 @@
+"""Shared test plumbing: recorded events, fake cloud services, and the functions under test."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from imguard.config import VARIABLES
+from imguard.im.auth import expected_sign
+from imguard.local.gateway import load_handler
+from tests.fakes.ci import FakeCI
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = Path(__file__).resolve().parent / "events"
+SDKAPPID = "1400000000"
+
+# Every variable imguard reads: cleared before each test so the developer's shell cannot leak in.
+IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"]
+
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+def load_event(name: str) -> Dict[str, Any]:
+    """A recorded event from tests/events/, e.g. ``load_event("im/c2c_before_text")``."""
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def trigger_event(
+    body: Any,
+    query: Optional[Dict[str, str]] = None,
+    trigger: str = "apigw",
+) -> Dict[str, Any]:
+    """A recorded trigger envelope (API Gateway or Function URL) carrying ``body``."""
+    event = copy.deepcopy(load_event(f"trigger/{trigger}"))
+    event["body"] = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    event["queryString"] = dict(query or {})
+    return event
+
+
+def im_query(command: str, token: Optional[str] = None, request_time: Optional[int] = None, **extra: str):
+    """The query string IM appends to the callback URL (im-callback-protocol.md §1.1)."""
+    query = {
+        "SdkAppid": SDKAPPID,
+        "CallbackCommand": command,
+        "contenttype": "json",
+        "ClientIP": "203.0.113.7",
+        "OptPlatform": "Android",
+    }
+    if token is not None:
+        stamp = str(int(time.time()) if request_time is None else request_time)
+        query.update(RequestTime=stamp, Sign=expected_sign(token, stamp))
+    query.update(extra)
+    return query
+
+
+def scf_context(function_name: str = "im_callback") -> Dict[str, Any]:
+    return {"request_id": uuid.uuid4().hex, "function_name": function_name, "time_limit_in_ms": 3000}
+
+
+def answer_of(response: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON body of an integration response, after checking its envelope."""
+    assert response["isBase64Encoded"] is False
+    assert response["headers"]["Content-Type"] == "application/json"
+    return json.loads(response["body"])
+
+
+@pytest.fixture(scope="session")
+def ci_server():
+    # Threaded, so that concurrent checks really overlap at the fake; one per session,
+    # since stopping a server costs half a second.
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ci(ci_server) -> FakeCI:
+    ci_server.clear()
+    return FakeCI(ci_server)
+
+
+@pytest.fixture
+def base_env(monkeypatch) -> Callable[..., None]:
+    """Replace imguard's environment with exactly the given variables."""
+
+    def apply(**values: str) -> None:
+        for name in IMGUARD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, str(value))
+
+    return apply
+
+
+@pytest.fixture
+def make_function(base_env, fake_ci) -> Callable[..., Callable]:
+    """Import a function's index.py (as SCF would) with CI pointed at the fake."""
+
+    def make(name: str = "im_callback", ci: bool = True, **env: Any) -> Callable:
+        settings: Dict[str, Any] = {"IM_SDKAPPID": SDKAPPID}
+        if ci:
+            settings.update(
+                COS_BUCKET="imguard-1250000000",
+                COS_REGION="ap-guangzhou",
+                COS_SECRET_ID="AKIDtest",
+                COS_SECRET_KEY="test-secret",
+                CI_DOMAIN=fake_ci.domain,
+                CI_SCHEME="http",
+            )
+        settings.update(env)
+        base_env(**{k: v for k, v in settings.items() if v is not None})
+        return load_handler(ROOT / "functions" / name / "index.py", f"test_{name}_{uuid.uuid4().hex}")
+
+    return make
+
+
+def log_lines(capsys) -> list:
+    """The JSON log lines written so far."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
