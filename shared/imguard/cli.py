@@ -46,17 +46,12 @@ def load_env_file(path: Path) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from imguard.config import ConfigError
     from imguard.im.auth import expected_sign
     from imguard.local.gateway import LocalGateway, build_routes
 
     load_env_file(args.env_file)
     os.environ.setdefault("IM_SDKAPPID", LOCAL_SDKAPPID)
-    try:
-        routes = build_routes(args.functions)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    routes = build_routes(args.functions)
     if not routes:
         print(f"no functions found under {args.functions}/*/index.py", file=sys.stderr)
         return 2

@@ -55,6 +55,13 @@ VARIABLES: Dict[str, Variable] = {
         Variable("CI_BIZTYPE", "", "CI moderation policy (BizType) from the CI console; empty uses the default policy"),
         Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
         Variable("CI_SCHEME", "https", "http or https for CI requests"),
+        Variable("RESULT_CALLBACK_URL", "", "public URL of audio_result; set it to review audio and video asynchronously"),
+        Variable("JOB_SIGNING_KEY", "", "secret (16+ characters) signing the job reference sent to CI; both functions need the same"),
+        Variable("FILE_REVIEW", "false", "also review TIMFileElem files whose name says audio or video"),
+        Variable("VERIFY_WITH_QUERY", "true", "audio_result re-reads the verdict from CI by JobId instead of trusting the posted body"),
+        Variable("IM_API_BASE", "https://console.tim.qq.com", "IM REST API host of your app's data centre"),
+        Variable("IM_ADMIN_IDENTIFIER", "administrator", "IM app admin account the REST calls are made as"),
+        Variable("IM_SECRET_KEY", "", "IM app secret key (for UserSig); required by audio_result"),
     )
 }
 
@@ -128,6 +135,23 @@ class CosSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    """Asynchronous audio/video review and the withdrawal of what it finds."""
+
+    callback_url: Optional[str] = None
+    signing_key: str = field(default="", repr=False)
+    file_review: bool = False
+    verify_with_query: bool = True
+    im_api_base: str = "https://console.tim.qq.com"
+    im_admin: str = "administrator"
+    im_secret_key: str = field(default="", repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.callback_url is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything both functions read from the environment."""
 
@@ -143,6 +167,7 @@ class Settings:
     reject_error_info: str = "message blocked by content policy"
     whitelist_users: FrozenSet[str] = frozenset()
     cos: CosSettings = CosSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -150,6 +175,9 @@ class Settings:
         sdk_app_id = env.int("IM_SDKAPPID", None, range(1, 2**32))
         if sdk_app_id is None:
             raise ConfigError("IM_SDKAPPID", "required: the SDKAppID of your IM application")
+        cos, review = _cos_settings(env), _review_settings(env)
+        if review.enabled and not cos.enabled:
+            raise ConfigError("COS_BUCKET", "required with RESULT_CALLBACK_URL: CI reviews the audio and video")
         return cls(
             sdk_app_id=sdk_app_id,
             callback_token=env.opt("IM_CALLBACK_TOKEN"),
@@ -165,8 +193,21 @@ class Settings:
             whitelist_users=frozenset(
                 user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
             ),
-            cos=_cos_settings(env),
+            cos=cos,
+            review=review,
         )
+
+    def require(self, *names: str) -> "Settings":
+        """Fail unless the variables one function cannot work without are set."""
+        present = {
+            "COS_BUCKET": self.cos.enabled,
+            "JOB_SIGNING_KEY": bool(self.review.signing_key),
+            "IM_SECRET_KEY": bool(self.review.im_secret_key),
+        }
+        for name in names:
+            if not present[name]:
+                raise ConfigError(name, "required by this function")
+        return self
 
 
 def _cos_settings(env: _Env) -> CosSettings:
@@ -196,4 +237,22 @@ def _cos_settings(env: _Env) -> CosSettings:
         domain=domain,
         scheme=env.choice("CI_SCHEME", "https", ("http", "https")),
         biz_type=env.opt("CI_BIZTYPE"),
+    )
+
+
+def _review_settings(env: _Env) -> ReviewSettings:
+    callback_url = env.url("RESULT_CALLBACK_URL")
+    signing_key = env.str("JOB_SIGNING_KEY")
+    if signing_key and len(signing_key) < 16:
+        raise ConfigError("JOB_SIGNING_KEY", "use at least 16 random characters")
+    if callback_url and not signing_key:
+        raise ConfigError("JOB_SIGNING_KEY", "required with RESULT_CALLBACK_URL")
+    return ReviewSettings(
+        callback_url=callback_url,
+        signing_key=signing_key,
+        file_review=env.bool("FILE_REVIEW", False),
+        verify_with_query=env.bool("VERIFY_WITH_QUERY", True),
+        im_api_base=env.url("IM_API_BASE") or ReviewSettings.im_api_base,
+        im_admin=env.str("IM_ADMIN_IDENTIFIER", ReviewSettings.im_admin),
+        im_secret_key=env.str("IM_SECRET_KEY"),
     )

@@ -12,10 +12,11 @@ from imguard.http.boundary import serve
 from imguard.im import answers
 from imguard.im.auth import authenticate
 from imguard.im.callbacks import Command, MessageCallback
-from imguard.im.messages import extract
+from imguard.im.messages import MessageContent, extract
 from imguard.moderation.ci import CiClient
 from imguard.moderation.moderator import Judgement, Moderator
 from imguard.moderation.policy import ALLOW, BLOCK, Decision
+from imguard.review.submit import MediaSubmitter
 
 Answer = Dict[str, Any]
 
@@ -40,9 +41,12 @@ class ImCallbackApp:
             # Slow calls are abandoned at the deadline anyway; this bounds the thread they hold.
             ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000)
         self.moderator = Moderator(settings, ci)
+        self.submitter = MediaSubmitter(settings.review, ci) if settings.review.enabled and ci else None
         self._handlers: Mapping[str, Callable[[Call, Mapping[str, Any]], Answer]] = {
             Command.C2C_BEFORE_SEND: self.before_send,
             Command.GROUP_BEFORE_SEND: self.before_send,
+            # Group before-send has no MsgSeq, and recall needs one: group media waits for after-send.
+            Command.GROUP_AFTER_SEND: self.group_after_send,
         }
 
     def __call__(self, event: Any, context: Any) -> Dict[str, Any]:
@@ -76,6 +80,9 @@ class ImCallbackApp:
             whitelisted = False
         decision = judgement.decision
         answer = answers.reject(message.scene, self.settings) if decision.action == BLOCK else answers.allow()
+        review = None
+        if message.scene == "c2c" and decision.action != BLOCK:
+            review = self._submit_media(call, message, content)
         logs.emit(
             "callback.moderated",
             level="warning" if decision.degraded else "info",
@@ -95,9 +102,34 @@ class ImCallbackApp:
             error_code=answer["ErrorCode"],
             reasons=judgement.reasons(),
             checks={v.check: v.latency_ms for v in judgement.verdicts if v.latency_ms is not None},
+            review=review,
             latency_ms=call.elapsed_ms(),
         )
         return answer
+
+    def group_after_send(self, call: Call, body: Mapping[str, Any]) -> Answer:
+        message = MessageCallback.from_body(call.command, body)
+        content = extract(message.msg_body)
+        review = self._submit_media(call, message, content)
+        logs.emit(
+            "callback.acknowledged",
+            request_id=call.request_id,
+            command=call.command,
+            sender=message.sender,
+            target=message.target,
+            msg_seq=message.msg_seq,
+            review=review,
+            latency_ms=call.elapsed_ms(),
+        )
+        return answers.acknowledge()
+
+    def _submit_media(self, call: Call, message: MessageCallback, content: MessageContent) -> Optional[list]:
+        if self.submitter is None or not content.media or message.sender in self.settings.whitelist_users:
+            return None
+        if message.scene == "group" and message.msg_seq is None:
+            logs.emit("review.skipped", level="warning", request_id=call.request_id, reason="no MsgSeq to recall by")
+            return None
+        return self.submitter.submit(message, content.media, call.request_id, call.deadline) or None
 
 
 def create_handler(environ: Optional[Mapping[str, str]] = None) -> ImCallbackApp:

@@ -34,6 +34,7 @@ class TextPiece:
 class Media:
     kind: str  # "sound", "video" or "file"
     url: str
+    name: str = ""  # a file's FileName
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _read_video(body, here, depth, out):
 def _read_file(body, here, depth, out):
     url = text(body.get("Url"))
     if url:
-        out.media.append(Media("file", url))
+        out.media.append(Media("file", url, text(body.get("FileName"))))
 
 
 def _read_relay(body, here, depth, out):

@@ -18,6 +18,9 @@ from types import ModuleType
 from typing import Any, Callable, Dict, Mapping, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
+from imguard.config import ConfigError
+from imguard.http.response import json_response
+
 Handler = Callable[[Dict[str, Any], Dict[str, Any]], Any]
 
 # SCF caps a synchronous response at 6 MB (scf-serverless.md §A1).
@@ -142,9 +145,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return
 
 
+def unconfigured(name: str, problem: str) -> Handler:
+    """Stands in for a function whose cold start failed, as SCF would keep failing it."""
+
+    def handler(event: Dict[str, Any], context: Dict[str, Any]) -> Dict[str, Any]:
+        return json_response(503, {"error": "NotConfigured", "message": f"{name}: {problem}"})
+
+    return handler
+
+
 def build_routes(functions_dir: Path) -> Dict[str, Tuple[str, Handler]]:
+    """One route per function folder. A function whose configuration is incomplete is still
+    routed, answering 503 with the configuration error, so the other one can be tried."""
     routes = {}
     for index_py in sorted(functions_dir.glob("*/index.py")):
         name = index_py.parent.name
-        routes[f"/{name}"] = (name, load_handler(index_py, f"scf_function_{name}"))
+        try:
+            handler = load_handler(index_py, f"scf_function_{name}")
+        except ConfigError as exc:
+            print(f"[gateway] {name} is not configured: {exc}", file=sys.stderr)
+            handler = unconfigured(name, str(exc))
+        routes[f"/{name}"] = (name, handler)
     return routes

@@ -1,0 +1,154 @@
+"""IM REST API: withdrawing C2C messages and recalling group messages (im-callback-protocol.md §5)."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+import requests
+
+from imguard.im.usersig import UserSigCache
+
+WITHDRAWN = "withdrawn"
+ALREADY_WITHDRAWN = "already_withdrawn"
+NOT_FOUND = "not_found"
+FAILED = "failed"
+
+# Codes worth another try after a pause: internal errors and rate limits.
+TRANSIENT_CODES = frozenset({91000, 10002, 60007, 60011, 60018, 60019})
+USERSIG_CODES = range(70001, 70017)
+_RETRY, _NEW_SIG = "retry", "new_sig"
+
+# IM's REST server gives up after 3 s; waiting a little longer sees its answer.
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    status: str  # withdrawn, already_withdrawn, not_found or failed
+    error_code: Optional[int] = None
+    attempts: int = 1
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Nothing left to do: the message is gone, one way or another."""
+        return self.status != FAILED
+
+
+def _classify(code: Any, not_found_code: int) -> str:
+    if code == 0:
+        return WITHDRAWN
+    if code == 20023:
+        return ALREADY_WITHDRAWN
+    if code == not_found_code:
+        return NOT_FOUND
+    if code in USERSIG_CODES:
+        return _NEW_SIG
+    if code in TRANSIENT_CODES:
+        return _RETRY
+    return FAILED
+
+
+def _c2c_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
+    code = answer.get("ErrorCode")
+    return _classify(code, 20022), code
+
+
+def _group_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
+    code = answer.get("ErrorCode")
+    if code != 0:
+        return _classify(code, 10030), code
+    # ErrorCode 0 only says the request was read: each MsgSeq has its own RetCode.
+    outcomes = []
+    for item in answer.get("RecallRetList") or []:
+        if isinstance(item, Mapping):
+            ret = item.get("RetCode")
+            outcomes.append((_classify(ret, 10030), ret))
+    for status in (FAILED, _NEW_SIG, _RETRY, WITHDRAWN, NOT_FOUND, ALREADY_WITHDRAWN):
+        for outcome in outcomes:
+            if outcome[0] == status:
+                return outcome
+    return WITHDRAWN, 0
+
+
+class ImRestClient:
+    """One per warm instance: one keep-alive session, one cached UserSig."""
+
+    def __init__(
+        self,
+        base_url: str,
+        sdk_app_id: int,
+        identifier: str,
+        usersig: UserSigCache,
+        session: Optional[requests.Session] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._base = base_url.rstrip("/")
+        self._sdk_app_id = sdk_app_id
+        self._identifier = identifier
+        self._usersig = usersig
+        self._session = session or requests.Session()
+        self._sleep = sleep
+
+    def withdraw_c2c(self, sender: str, receiver: str, msg_key: str, deadline: float) -> WithdrawResult:
+        body = {"From_Account": sender, "To_Account": receiver, "MsgKey": msg_key}
+        return self._call("v4/openim/admin_msgwithdraw", body, _c2c_outcome, deadline)
+
+    def recall_group(self, group_id: str, msg_seq: int, topic_id: str, deadline: float) -> WithdrawResult:
+        body: Dict[str, Any] = {"GroupId": group_id, "MsgSeqList": [{"MsgSeq": msg_seq}]}
+        if topic_id:
+            body["TopicId"] = topic_id
+        return self._call("v4/group_open_http_svc/group_msg_recall", body, _group_outcome, deadline)
+
+    def _call(self, path: str, body: Mapping[str, Any], outcome_of, deadline: float) -> WithdrawResult:
+        """POST until the answer is final or ``deadline`` (time.monotonic()) is near.
+        A UserSig complaint gets one new signature; transient trouble gets backoff."""
+        attempts, pause, new_sig_tried = 0, 0.25, False
+        last_code: Any = None
+        detail = ""
+        while True:
+            attempts += 1
+            status, last_code, detail = self._attempt(path, body, outcome_of, deadline)
+            if status in (WITHDRAWN, ALREADY_WITHDRAWN, NOT_FOUND):
+                return WithdrawResult(status, last_code, attempts)
+            if status == _NEW_SIG and not new_sig_tried:
+                new_sig_tried = True
+                self._usersig.invalidate()
+                continue
+            if status != _RETRY or time.monotonic() + pause + 1.0 > deadline:
+                return WithdrawResult(FAILED, last_code, attempts, detail)
+            self._sleep(pause + random.uniform(0, pause / 2))
+            pause = min(pause * 2, 4.0)
+
+    def _attempt(self, path, body, outcome_of, deadline) -> Tuple[str, Any, str]:
+        remaining = max(0.5, deadline - time.monotonic())
+        params = {
+            "sdkappid": self._sdk_app_id,
+            "identifier": self._identifier,
+            "usersig": self._usersig.get(),
+            "random": random.randint(0, 4294967295),
+            "contenttype": "json",
+        }
+        try:
+            response = self._session.post(
+                f"{self._base}/{path}",
+                params=params,
+                json=body,
+                timeout=(min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining)),
+            )
+        except requests.RequestException as exc:
+            return _RETRY, None, f"network: {type(exc).__name__}"
+        if response.status_code != 200:
+            return _RETRY, None, f"HTTP {response.status_code}"
+        try:
+            answer = response.json()
+        except ValueError:
+            return _RETRY, None, "answer is not JSON"
+        if not isinstance(answer, Mapping):
+            return _RETRY, None, "answer is not a JSON object"
+        status, code = outcome_of(answer)
+        info = answer.get("ErrorInfo")
+        return status, code, f"ErrorCode {code}: {info}" if status != WITHDRAWN else ""

@@ -1,0 +1,1 @@
+"""Asynchronous audio/video review: submitting media to CI, and acting on its verdicts."""
