@@ -16,10 +16,13 @@ from imguard.config import VARIABLES
 from imguard.im.auth import expected_sign
 from imguard.local.gateway import load_handler
 from tests.fakes.ci import FakeCI
+from tests.fakes.im import FakeIM
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
 SDKAPPID = "1400000000"
+JOB_SIGNING_KEY = "test-job-signing-key-0123456789"
+IM_SECRET_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 
 # Every variable imguard reads: cleared before each test so the developer's shell cannot leak in.
 IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"]
@@ -85,6 +88,31 @@ def ci_server():
 def fake_ci(ci_server) -> FakeCI:
     ci_server.clear()
     return FakeCI(ci_server)
+
+
+@pytest.fixture(scope="session")
+def im_server():
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_im(im_server) -> FakeIM:
+    im_server.clear()
+    return FakeIM(im_server, int(SDKAPPID), IM_SECRET_KEY)
+
+
+@pytest.fixture
+def review_env(fake_im) -> Dict[str, str]:
+    """What both functions need for asynchronous review, pointed at the fakes."""
+    return {
+        "RESULT_CALLBACK_URL": "https://imguard.example.com/audio_result",
+        "JOB_SIGNING_KEY": JOB_SIGNING_KEY,
+        "IM_SECRET_KEY": IM_SECRET_KEY,
+        "IM_API_BASE": fake_im.base_url,
+    }
 
 
 @pytest.fixture

@@ -368,7 +368,7 @@ def test_text_over_ci_limit_is_split_into_several_checks(make_function, fake_ci)
     answer = answer_of(call(handler, body))
 
     assert answer["ErrorCode"] == 1
-    assert [len(c.fields["Input/Content"]) for c in fake_ci.calls_of("text")] == [10_000, 10]
+    assert sorted(len(c.fields["Input/Content"]) for c in fake_ci.calls_of("text")) == [10, 10_000]
 
 
 def test_without_a_bucket_the_service_runs_and_allows(make_function, fake_ci):

@@ -69,3 +69,10 @@ def test_a_return_value_api_gateway_cannot_read_is_a_502():
 
     assert status == 502
     assert b"Invalid scf response" in body
+
+
+def test_a_function_missing_configuration_answers_503_naming_the_variable(gateway):
+    status, _, answer = post(f"{gateway}/audio_result", b"{}")
+
+    assert status == 503
+    assert "JOB_SIGNING_KEY" in answer["message"]

@@ -78,6 +78,7 @@ class FakeCI:
         self.words: Dict[str, Finding] = {}
         self.images: Dict[str, Finding] = {}
         self.jobs: Dict[str, Dict[str, Any]] = {}  # JobId -> what a query answers
+        self.media: Dict[str, Finding] = {}  # audio/video URL -> the review's final verdict
         self.failure: Optional[Failure] = None
         self.text_delay_s = 0.0
         self._ids = itertools.count(1)
@@ -95,6 +96,9 @@ class FakeCI:
 
     def flag_image(self, url: str, **finding: Any) -> None:
         self.images[url] = Finding(**{"result": 1, "label": "Porn", "score": 95, **finding})
+
+    def flag_media(self, url: str, **finding: Any) -> None:
+        self.media[url] = Finding(**{"result": 1, "label": "Porn", "score": 92, **finding})
 
     def slow_image(self, url: str, delay_s: float) -> None:
         self.images[url] = Finding(delay_s=delay_s)
@@ -177,3 +181,62 @@ class FakeCI:
                 "SubLabel": finding.sub_label,
             }
         return _xml("RecognitionResult", result)
+
+    # -- audio / video review jobs ----------------------------------------------
+
+    def _answer_audio(self, call: Call) -> str:
+        return self._submit(call, "audio")
+
+    def _answer_video(self, call: Call) -> str:
+        return self._submit(call, "video")
+
+    def _submit(self, call: Call, kind: str) -> str:
+        job_id = f"{'sa' if kind == 'audio' else 'av'}{next(self._ids):08d}"
+        url = call.fields.get("Input/Url", "")
+        finding = self.media.get(url, Finding())
+        self.jobs[job_id] = {
+            "kind": kind,
+            "JobId": job_id,
+            "DataId": call.fields.get("Input/DataId", ""),
+            "Url": url,
+            "State": "Success",
+            "Result": finding.result,
+            "Label": finding.label,
+            "Score": finding.score,
+        }
+        detail = {"DataId": call.fields.get("Input/DataId", ""), "JobId": job_id, "State": "Submitted",
+                  "CreationTime": "2026-11-21T12:00:00+0800"}
+        return _xml("Response", {"JobsDetail": detail, "RequestId": "fake-submit"})
+
+    def _answer_audio_query(self, call: Call) -> str:
+        return self._query(call)
+
+    def _answer_video_query(self, call: Call) -> str:
+        return self._query(call)
+
+    def _query(self, call: Call) -> str:
+        job = self.jobs.get(call.path.rsplit("/", 1)[-1])
+        if job is None:
+            return _xml("Response", {"JobsDetail": {"Code": "NotFound", "Message": "no such job", "State": "Failed"}})
+        detail = {k: v for k, v in job.items() if k != "kind"}
+        detail.update(Code="Success", Message="Success", CreationTime="2026-11-21T12:00:00+0800")
+        return _xml("Response", {"JobsDetail": detail, "RequestId": "fake-query"})
+
+    def detail_callback(self, job_id: str, **overrides: Any) -> Dict[str, Any]:
+        """The body CI POSTs to Conf/Callback with CallbackVersion=Detail (§5.2)."""
+        job = self.jobs[job_id]
+        detail = {"JobId": job_id, "DataId": job["DataId"], "State": "Success", "Url": job["Url"],
+                  "Label": job["Label"], "Result": job["Result"],
+                  "PornInfo": {"HitFlag": int(job["Result"] != 0), "Score": job["Score"], "Label": ""}}
+        detail.update(overrides)
+        event = "ReviewAudio" if job["kind"] == "audio" else "ReviewVideo"
+        return {"EventName": event, "JobsDetail": detail}
+
+    def simple_callback(self, job_id: str, **overrides: Any) -> Dict[str, Any]:
+        """The legacy Simple-version body (§5.1)."""
+        job = self.jobs[job_id]
+        data = {"event": "ReviewAudio" if job["kind"] == "audio" else "ReviewVideo", "forbidden_status": 0,
+                "porn_info": {"hit_flag": int(job["Result"] != 0), "label": "", "score": job["Score"]},
+                "result": job["Result"], "trace_id": job_id, "url": job["Url"], "data_id": job["DataId"]}
+        data.update(overrides)
+        return {"code": 0, "data": data, "message": "success"}

@@ -1,0 +1,126 @@
+"""A fake IM REST API: checks every request the way IM does and records withdrawals.
+
+The UserSig is verified by taking it apart: IM's URL-safe base64 variant
+(``*`` ``-`` ``_`` for ``+`` ``/`` ``=``), zlib, then the HMAC-SHA256 over the
+TLS fields with the app's secret key, and its expiry (im-callback-protocol.md §6).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import zlib
+from collections import defaultdict, deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+
+def decode_usersig(sig: str) -> Dict[str, Any]:
+    raw = sig.replace("*", "+").replace("-", "/").replace("_", "=")
+    return json.loads(zlib.decompress(base64.b64decode(raw)))
+
+
+class FakeIM:
+    WITHDRAW = "/v4/openim/admin_msgwithdraw"
+    RECALL = "/v4/group_open_http_svc/group_msg_recall"
+
+    def __init__(self, server: HTTPServer, sdk_app_id: int, secret_key: str, admin: str = "administrator"):
+        self.server = server
+        self.sdk_app_id = sdk_app_id
+        self.secret_key = secret_key
+        self.admin = admin
+        self.requests: List[Tuple[str, Dict[str, str], Dict[str, Any]]] = []
+        self.withdrawn: List[Dict[str, Any]] = []  # what IM really removed
+        self.usersigs: List[str] = []
+        self._scripted: Dict[str, Deque[Dict[str, Any]]] = defaultdict(deque)
+        self._gone: set = set()
+        self._lock = threading.Lock()
+        server.expect_request(re.compile("/v4/.*"), method="POST").respond_with_handler(self._handle)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    def script(self, path: str, *answers: Dict[str, Any]) -> None:
+        """Answer the next requests to ``path`` with these bodies, then behave normally."""
+        self._scripted[path].extend(answers)
+
+    def _handle(self, request: Request) -> Response:
+        query = dict(request.args)
+        body = json.loads(request.data or b"{}")
+        with self._lock:
+            self.requests.append((request.path, query, body))
+        problem = self._check_common(query)
+        if problem is not None:
+            return self._json({"ActionStatus": "FAIL", "ErrorCode": problem[0], "ErrorInfo": problem[1]})
+        with self._lock:
+            if self._scripted[request.path]:
+                return self._json(self._scripted[request.path].popleft())
+        if request.path == self.WITHDRAW:
+            return self._json(self._withdraw(body))
+        if request.path == self.RECALL:
+            return self._json(self._recall(body))
+        return self._json({"ActionStatus": "FAIL", "ErrorCode": 60003, "ErrorInfo": "unknown command"})
+
+    def _check_common(self, query: Dict[str, str]) -> Optional[Tuple[int, str]]:
+        if query.get("sdkappid") != str(self.sdk_app_id):
+            return 60006, "sdkappid invalid"
+        if query.get("identifier") != self.admin:
+            return 60010, "admin required"
+        if query.get("contenttype") != "json":
+            return 60002, "contenttype must be json"
+        if not query.get("random", "").isdigit() or not 0 <= int(query["random"]) <= 4294967295:
+            return 60002, "random must be a 32-bit unsigned integer"
+        sig = query.get("usersig", "")
+        self.usersigs.append(sig)
+        try:
+            doc = decode_usersig(sig)
+        except Exception:
+            return 70003, "usersig invalid"
+        content = (
+            f"TLS.identifier:{doc['TLS.identifier']}\nTLS.sdkappid:{doc['TLS.sdkappid']}\n"
+            f"TLS.time:{doc['TLS.time']}\nTLS.expire:{doc['TLS.expire']}\n"
+        )
+        expected = base64.b64encode(hmac.new(self.secret_key.encode(), content.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected.decode(), doc["TLS.sig"]):
+            return 70009, "usersig key mismatch"
+        if doc["TLS.identifier"] != self.admin:
+            return 70013, "usersig identifier mismatch"
+        if doc["TLS.sdkappid"] != self.sdk_app_id:
+            return 70014, "usersig sdkappid mismatch"
+        if doc["TLS.time"] + doc["TLS.expire"] < time.time():
+            return 70001, "usersig expired"
+        return None
+
+    def _withdraw(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        key = ("c2c", body.get("From_Account"), body.get("To_Account"), body.get("MsgKey"))
+        with self._lock:
+            if key in self._gone:
+                return {"ActionStatus": "FAIL", "ErrorCode": 20023, "ErrorInfo": "msg already withdrawn"}
+            self._gone.add(key)
+            self.withdrawn.append(dict(body, kind="c2c"))
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+    def _recall(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        results = []
+        with self._lock:
+            for item in body.get("MsgSeqList", []):
+                key = ("group", body.get("GroupId"), body.get("TopicId"), item["MsgSeq"])
+                if key in self._gone:
+                    results.append({"MsgSeq": item["MsgSeq"], "RetCode": 10030})
+                    continue
+                self._gone.add(key)
+                self.withdrawn.append({"kind": "group", "GroupId": body.get("GroupId"),
+                                       "TopicId": body.get("TopicId"), "MsgSeq": item["MsgSeq"]})
+                results.append({"MsgSeq": item["MsgSeq"], "RetCode": 0})
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "RecallRetList": results}
+
+    @staticmethod
+    def _json(payload: Dict[str, Any]) -> Response:
+        return Response(json.dumps(payload), status=200, content_type="application/json")

@@ -1,0 +1,373 @@
+"""Audio and video: delivered, reviewed by CI asynchronously, withdrawn when CI finds a violation.
+
+The loop runs end to end through both functions' main_handler, CI and IM faked on the wire.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from imguard.review.jobref import JobRef
+from tests.conftest import JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
+
+SOUND_URL = "https://1234-5678187359-1253735226.cos.ap-shanghai.myqcloud.com/abc123/c9be9d32c05bfb77b3edafa4312c6c7d"
+VIDEO_URL = "https://0345-1400187352-1256635546.cos.ap-shanghai.myqcloud.com/abcd/f7c6ad3c50af7d83e23efe0a208b90c9"
+
+
+@pytest.fixture
+def im_callback(make_function, review_env):
+    return make_function("im_callback", **review_env)
+
+
+@pytest.fixture
+def audio_result(make_function, review_env):
+    def make(**env):
+        return make_function("audio_result", **{**review_env, **env})
+
+    return make
+
+
+def send(handler, event_name, command="C2C.CallbackBeforeSendMsg", **body_changes):
+    body = dict(load_event(event_name), **body_changes)
+    return answer_of(handler(trigger_event(body, im_query(command)), scf_context("im_callback")))
+
+
+def post_result(handler, body):
+    """CI posting its verdict: no IM query string, no signature."""
+    event = trigger_event(body, {})
+    event["path"] = "/audio_result"
+    return handler(event, {"request_id": "ci-cb", "time_limit_in_ms": 30000})
+
+
+def test_c2c_sound_violation_is_withdrawn_end_to_end(im_callback, audio_result, fake_ci, fake_im):
+    # GIVEN CI will find the sound message violating
+    fake_ci.flag_media(SOUND_URL, label="Porn")
+    result_handler = audio_result()
+
+    # WHEN the sound message is sent: it is allowed at once and handed to CI
+    assert send(im_callback, "im/c2c_before_sound")["ErrorCode"] == 0
+    [submit] = fake_ci.calls_of("audio")
+    assert submit.fields["Input/Url"] == SOUND_URL
+    assert submit.fields["Conf/Callback"] == "https://imguard.example.com/audio_result"
+    assert submit.fields["Conf/CallbackVersion"] == "Detail"
+    job_id = next(iter(fake_ci.jobs))
+
+    # AND CI posts its Detail callback for that job
+    response = post_result(result_handler, fake_ci.detail_callback(job_id))
+
+    # THEN exactly one withdrawal names the original message
+    assert response["statusCode"] == 200
+    assert answer_of(response)["status"] == "withdrawn"
+    assert fake_im.withdrawn == [
+        {"kind": "c2c", "From_Account": "u_1001", "To_Account": "u_2002", "MsgKey": "1022_771234_1717000010"}
+    ]
+    # AND the verdict acted on came from CI's query, not from the posted body
+    assert len(fake_ci.calls_of("audio_query")) == 1
+
+
+def test_group_video_is_submitted_after_send_and_recalled_by_msgseq(im_callback, audio_result, fake_ci, fake_im):
+    # GIVEN a group video message (before-send has no MsgSeq, so nothing is submitted there)
+    fake_ci.flag_media(VIDEO_URL)
+    video = load_event("im/c2c_before_video")["MsgBody"]
+    before = dict(load_event("im/group_before_text_topic"), MsgBody=video)
+    after = dict(before, CallbackCommand="Group.CallbackAfterSendMsg", MsgSeq=4711, MsgTime=1717000100)
+    assert answer_of(im_callback(trigger_event(before, im_query("Group.CallbackBeforeSendMsg")), scf_context()))["ErrorCode"] == 0
+    assert fake_ci.calls_of("video") == []
+
+    # WHEN the after-send callback arrives, then CI's verdict
+    assert answer_of(im_callback(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context()))["ErrorCode"] == 0
+    [submit] = fake_ci.calls_of("video")
+    assert submit.fields["Conf/DetectContent"] == "1"
+    response = post_result(audio_result(), fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+
+    # THEN the group message is recalled by its MsgSeq, in its topic
+    assert answer_of(response)["status"] == "withdrawn"
+    assert fake_im.withdrawn == [
+        {"kind": "group", "GroupId": "@TGS#2J4SZEAEL", "TopicId": "@TGS#_@TGS#cQVLVHIM62CJ@TOPIC#_TestTopic", "MsgSeq": 4711}
+    ]
+    recall_body = fake_im.requests[0][2]
+    assert recall_body["MsgSeqList"] == [{"MsgSeq": 4711}]
+
+
+def test_relay_media_is_reviewed_too(im_callback, fake_ci):
+    relay = load_event("im/c2c_before_relay")
+    relay["MsgBody"][0]["MsgContent"]["MsgList"][0]["MsgBody"] = load_event("im/c2c_before_sound")["MsgBody"]
+
+    assert send(im_callback, "im/c2c_before_relay", MsgBody=relay["MsgBody"])["ErrorCode"] == 0
+
+    assert [c.fields["Input/Url"] for c in fake_ci.calls_of("audio")] == [SOUND_URL]
+
+
+@pytest.mark.parametrize("file_review, name, expected", [(False, "talk.mp3", []), (True, "talk.mp3", ["audio"]),
+                                                         (True, "clip.MP4", ["video"]), (True, "report.pdf", [])])
+def test_files_are_reviewed_only_when_enabled_and_reviewable(make_function, review_env, fake_ci, file_review, name, expected):
+    handler = make_function("im_callback", FILE_REVIEW=str(file_review).lower(), **review_env)
+    body = load_event("im/c2c_before_file")
+    body["MsgBody"][0]["MsgContent"]["FileName"] = name
+
+    send(handler, "im/c2c_before_file", MsgBody=body["MsgBody"])
+
+    assert [c.kind for c in fake_ci.calls if c.kind in ("audio", "video")] == expected
+
+
+def test_a_blocked_message_is_not_submitted(im_callback, fake_ci):
+    body = load_event("im/c2c_before_sound")
+    body["MsgBody"].append({"MsgType": "TIMTextElem", "MsgContent": {"Text": "buy followers"}})
+    fake_ci.flag_word("buy followers")
+
+    assert send(im_callback, "im/c2c_before_sound", MsgBody=body["MsgBody"])["ErrorCode"] == 1
+    assert fake_ci.calls_of("audio") == []
+
+
+def test_a_failed_submission_is_logged_and_never_rejects(im_callback, fake_ci, capsys):
+    fake_ci.fail(status=503)
+
+    answer = send(im_callback, "im/c2c_before_sound")
+
+    assert answer["ErrorCode"] == 0
+    [line] = [l for l in log_lines(capsys) if l["event"] == "review.submitted"]
+    assert "HTTP 503" in line["error"]
+
+
+def test_a_slow_submission_does_not_delay_the_answer(make_function, review_env, fake_ci):
+    fake_ci.fail(status=500, delay_s=1.5)
+    handler = make_function("im_callback", DEADLINE_MS="300", **review_env)
+
+    started = time.monotonic()
+    assert send(handler, "im/c2c_before_sound")["ErrorCode"] == 0
+    assert time.monotonic() - started < 0.3 + 0.4
+
+
+def test_the_data_id_fits_cis_limit_for_the_longest_ids():
+    ref = JobRef("group", "video", "u" * 32, group_id="@TGS#" + "G" * 43, msg_seq=2**32 - 1,
+                 topic_id="@TGS#_@TGS#" + "T" * 40 + "@TOPIC#_" + "x" * 40, issued=1_800_000_000)
+
+    data_id = ref.sign(JOB_SIGNING_KEY)
+
+    assert len(data_id.encode()) <= 512
+    assert JobRef.verify(data_id, JOB_SIGNING_KEY) == ref
+
+
+# -- against forgery ------------------------------------------------------------------
+
+
+def submitted_job(im_callback, fake_ci, flag=True):
+    if flag:
+        fake_ci.flag_media(SOUND_URL)
+    send(im_callback, "im/c2c_before_sound")
+    return next(iter(fake_ci.jobs))
+
+
+def forged_ref(**changes):
+    ref = JobRef("c2c", "audio", "victim", receiver="someone", msg_key="1_2_3", issued=int(time.time()))
+    return ref.__class__(**{**ref.__dict__, **changes})
+
+
+@pytest.mark.parametrize(
+    "data_id",
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("anything", id="not-ours"),
+        pytest.param(forged_ref().sign("some-other-key-0123456789"), id="wrong-key"),
+        pytest.param(forged_ref().sign(JOB_SIGNING_KEY)[:-3] + "AAA", id="tampered-mac"),
+    ],
+)
+def test_a_forged_data_id_is_refused_with_401_and_nothing_is_withdrawn(audio_result, fake_ci, fake_im, capsys, data_id):
+    body = {"EventName": "ReviewAudio", "JobsDetail": {"JobId": "sa1", "State": "Success", "Result": 1}}
+    if data_id is not None:
+        body["JobsDetail"]["DataId"] = data_id
+
+    response = post_result(audio_result(), body)
+
+    assert response["statusCode"] == 401
+    assert fake_im.requests == []
+    assert any(l["event"] == "review.forged" for l in log_lines(capsys))
+
+
+def test_a_genuine_data_id_with_a_clean_ci_verdict_withdraws_nothing(im_callback, audio_result, fake_ci, fake_im):
+    # GIVEN a real job that CI found clean
+    job_id = submitted_job(im_callback, fake_ci, flag=False)
+    # WHEN an attacker replays its DataId claiming Result 1
+    body = fake_ci.detail_callback(job_id, Result=1, Label="Porn")
+
+    response = post_result(audio_result(), body)
+
+    # THEN CI's query says Result 0, and nothing is withdrawn
+    assert answer_of(response)["status"] == "passed"
+    assert fake_im.requests == []
+
+
+def test_a_data_id_paired_with_another_jobs_id_is_refused(im_callback, audio_result, fake_ci, fake_im):
+    clean_job = submitted_job(im_callback, fake_ci, flag=False)
+    fake_ci.jobs["sa_other"] = dict(fake_ci.jobs[clean_job], JobId="sa_other", DataId="v1.other.job", Result=1)
+    body = fake_ci.detail_callback(clean_job, JobId="sa_other", Result=1)
+
+    response = post_result(audio_result(), body)
+
+    assert response["statusCode"] == 401
+    assert fake_im.requests == []
+
+
+def test_a_replayed_callback_withdraws_once_and_answers_ok_twice(im_callback, audio_result, fake_ci, fake_im):
+    job_id = submitted_job(im_callback, fake_ci)
+    handler = audio_result()
+
+    first = post_result(handler, fake_ci.detail_callback(job_id))
+    second = post_result(handler, fake_ci.detail_callback(job_id))
+
+    assert (first["statusCode"], second["statusCode"]) == (200, 200)
+    assert answer_of(second)["status"] == "already_withdrawn"
+    assert len(fake_im.withdrawn) == 1
+
+
+def test_the_simple_callback_version_is_understood(im_callback, audio_result, fake_ci, fake_im):
+    job_id = submitted_job(im_callback, fake_ci)
+
+    response = post_result(audio_result(), fake_ci.simple_callback(job_id))
+
+    assert answer_of(response)["status"] == "withdrawn"
+    assert len(fake_im.withdrawn) == 1
+
+
+def test_the_guides_simple_callback_without_data_id_is_refused(audio_result, fake_im):
+    response = post_result(audio_result(), load_event("ci/audio_simple_guide"))
+
+    assert response["statusCode"] == 401
+    assert fake_im.requests == []
+
+
+@pytest.mark.parametrize("suspicious_action, status, withdrawals", [("allow", "kept", 0), ("block", "withdrawn", 1)])
+def test_suspicious_results_follow_suspicious_action(im_callback, audio_result, fake_ci, fake_im,
+                                                     suspicious_action, status, withdrawals):
+    fake_ci.flag_media(SOUND_URL, result=2)
+    job_id = submitted_job(im_callback, fake_ci, flag=False)
+
+    response = post_result(audio_result(SUSPICIOUS_ACTION=suspicious_action), fake_ci.detail_callback(job_id))
+
+    assert answer_of(response)["status"] == status
+    assert len(fake_im.withdrawn) == withdrawals
+
+
+def test_without_query_verification_the_signed_body_is_trusted(im_callback, audio_result, fake_ci, fake_im):
+    job_id = submitted_job(im_callback, fake_ci)
+
+    response = post_result(audio_result(VERIFY_WITH_QUERY="false"), fake_ci.detail_callback(job_id))
+
+    assert answer_of(response)["status"] == "withdrawn"
+    assert fake_ci.calls_of("audio_query") == []
+
+
+def test_an_unfinished_job_asks_ci_to_call_again(im_callback, audio_result, fake_ci, fake_im):
+    job_id = submitted_job(im_callback, fake_ci)
+    fake_ci.jobs[job_id]["State"] = "Auditing"
+
+    response = post_result(audio_result(), fake_ci.detail_callback(job_id))
+
+    assert response["statusCode"] == 503
+    assert fake_im.requests == []
+
+
+# -- IM's answers ------------------------------------------------------------------------
+
+
+def withdraw_after(im_callback, audio_result, fake_ci, fake_im, *scripted, command=None):
+    job_id = submitted_job(im_callback, fake_ci)
+    fake_im.script(command or fake_im.WITHDRAW, *scripted)
+    return post_result(audio_result(), fake_ci.detail_callback(job_id))
+
+
+def test_already_withdrawn_counts_as_done(im_callback, audio_result, fake_ci, fake_im):
+    response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 20023})
+
+    assert (response["statusCode"], answer_of(response)["status"]) == (200, "already_withdrawn")
+
+
+def test_not_found_counts_as_done(im_callback, audio_result, fake_ci, fake_im):
+    response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 20022})
+
+    assert (response["statusCode"], answer_of(response)["status"]) == (200, "not_found")
+
+
+def test_internal_error_is_retried_until_it_succeeds(im_callback, audio_result, fake_ci, fake_im):
+    response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 91000})
+
+    assert answer_of(response)["status"] == "withdrawn"
+    assert len(fake_im.requests) == 2
+    assert len(fake_im.withdrawn) == 1
+
+
+def test_an_expired_usersig_is_replaced_once(im_callback, audio_result, fake_ci, fake_im):
+    response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 70001})
+
+    assert answer_of(response)["status"] == "withdrawn"
+    assert len(fake_im.requests) == 2
+
+
+def test_a_permanent_im_error_answers_500_so_ci_calls_again(im_callback, audio_result, fake_ci, fake_im, capsys):
+    response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 90054})
+
+    assert response["statusCode"] == 500
+    assert answer_of(response)["im_error_code"] == 90054
+    assert any(l["event"] == "review.withdraw_failed" for l in log_lines(capsys))
+
+
+def test_group_recall_reads_every_retcode_not_just_the_top_level(make_function, review_env, fake_ci, fake_im):
+    # GIVEN a group job, and IM accepting the request but failing our MsgSeq (RetCode 10031)
+    fake_ci.flag_media(VIDEO_URL)
+    handler = make_function("im_callback", **review_env)
+    after = dict(load_event("im/group_after_multi"), MsgBody=load_event("im/c2c_before_video")["MsgBody"])
+    handler(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context())
+    job_id = next(iter(fake_ci.jobs))
+    fake_im.script(fake_im.RECALL, {"ActionStatus": "OK", "ErrorCode": 0, "RecallRetList": [
+        {"MsgSeq": 123, "RetCode": 10031}]})
+
+    # WHEN CI's verdict arrives
+    response = post_result(make_function("audio_result", **review_env), fake_ci.detail_callback(job_id))
+
+    # THEN the top-level ErrorCode 0 is not taken for success
+    assert response["statusCode"] == 500
+    assert fake_im.withdrawn == []
+
+
+def test_group_recall_retries_a_transient_retcode(make_function, review_env, fake_ci, fake_im):
+    fake_ci.flag_media(VIDEO_URL)
+    handler = make_function("im_callback", **review_env)
+    after = dict(load_event("im/group_after_multi"), MsgBody=load_event("im/c2c_before_video")["MsgBody"])
+    handler(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context())
+    fake_im.script(fake_im.RECALL, {"ActionStatus": "OK", "ErrorCode": 0, "RecallRetList": [
+        {"MsgSeq": 123, "RetCode": 10002}, {"MsgSeq": 124, "RetCode": 0}]})
+
+    response = post_result(make_function("audio_result", **review_env), fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+
+    assert answer_of(response)["status"] == "withdrawn"
+    assert [w["MsgSeq"] for w in fake_im.withdrawn] == [123]
+
+
+def test_im_unreachable_answers_500_within_the_time_budget(im_callback, audio_result, fake_ci, fake_im):
+    job_id = submitted_job(im_callback, fake_ci)
+    handler = audio_result(IM_API_BASE="http://127.0.0.1:9")
+    event = trigger_event(fake_ci.detail_callback(job_id), {})
+
+    started = time.monotonic()
+    response = handler(event, {"request_id": "r", "time_limit_in_ms": 5000})
+
+    assert response["statusCode"] == 500
+    assert time.monotonic() - started < 5.0
+    assert json.loads(response["body"])["error"] == "WithdrawFailed"
+
+
+def test_every_rest_call_carries_a_usersig_im_accepts(im_callback, audio_result, fake_ci, fake_im):
+    withdraw_after(im_callback, audio_result, fake_ci, fake_im)
+
+    [(path, query, _)] = fake_im.requests
+    assert path == "/v4/openim/admin_msgwithdraw"
+    assert query["identifier"] == "administrator" and query["contenttype"] == "json"
+
+
+@pytest.mark.parametrize("body", [{}, {"EventName": "ReviewImage", "JobsDetail": {}}, {"code": 0, "data": "x"}])
+def test_bodies_that_are_not_ci_callbacks_get_400(audio_result, body):
+    response = post_result(audio_result(), body)
+
+    assert response["statusCode"] == 400
