@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 9000
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
 venv: $(STAMP)
 
@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m imguard serve --host $(HOST) --port $(PORT)
+	RULES_PATH=$${RULES_PATH:-rules.example.yaml} $(BIN)/python -m imguard serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_rules.py

@@ -25,6 +25,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
     serve.set_defaults(run=_serve)
 
+    check = commands.add_parser("check", help="apply local rules to texts; one JSON line per text")
+    check.add_argument("--rules", type=Path, default=None, help="rules file (default RULES_PATH)")
+    check.add_argument("texts", nargs="+", metavar="TEXT")
+    check.set_defaults(run=_check)
+
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -43,6 +48,24 @@ def load_env_file(path: Path) -> None:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         os.environ.setdefault(key, value)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from imguard.rules.ruleset import RulesError
+    from imguard.rules.source import load_file
+
+    path = args.rules or os.environ.get("RULES_PATH")
+    if not path:
+        print("no rules: pass --rules PATH or set RULES_PATH", file=sys.stderr)
+        return 2
+    try:
+        rules = load_file(str(path))
+    except (OSError, RulesError) as exc:
+        print(f"cannot load rules from {path}: {exc}", file=sys.stderr)
+        return 2
+    for text in args.texts:
+        print(json.dumps(rules.scan(text).as_dict(text), ensure_ascii=False))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

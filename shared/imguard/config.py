@@ -55,6 +55,9 @@ VARIABLES: Dict[str, Variable] = {
         Variable("CI_BIZTYPE", "", "CI moderation policy (BizType) from the CI console; empty uses the default policy"),
         Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
         Variable("CI_SCHEME", "https", "http or https for CI requests"),
+        Variable("RULES_PATH", "", "YAML file of local block/replace/allow rules"),
+        Variable("RULES_URL", "", "http(s) URL of the rules (e.g. a COS object), re-read while running"),
+        Variable("RULES_REFRESH_S", "60", "re-read RULES_URL at most this often, in seconds"),
         Variable("RESULT_CALLBACK_URL", "", "public URL of audio_result; set it to review audio and video asynchronously"),
         Variable("JOB_SIGNING_KEY", "", "secret (16+ characters) signing the job reference sent to CI; both functions need the same"),
         Variable("FILE_REVIEW", "false", "also review TIMFileElem files whose name says audio or video"),
@@ -166,6 +169,9 @@ class Settings:
     group_reject_error_code: Optional[int] = None
     reject_error_info: str = "message blocked by content policy"
     whitelist_users: FrozenSet[str] = frozenset()
+    rules_path: Optional[str] = None
+    rules_url: Optional[str] = None
+    rules_refresh_s: int = 60
     cos: CosSettings = CosSettings()
     review: ReviewSettings = ReviewSettings()
 
@@ -193,6 +199,9 @@ class Settings:
             whitelist_users=frozenset(
                 user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
             ),
+            rules_path=env.opt("RULES_PATH"),
+            rules_url=env.url("RULES_URL"),
+            rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
             cos=cos,
             review=review,
         )

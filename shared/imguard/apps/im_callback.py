@@ -6,17 +6,19 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from imguard import logs
-from imguard.config import Settings
+from imguard.config import ConfigError, Settings
 from imguard.http import HttpRequest
 from imguard.http.boundary import serve
 from imguard.im import answers
 from imguard.im.auth import authenticate
 from imguard.im.callbacks import Command, MessageCallback
-from imguard.im.messages import MessageContent, extract
+from imguard.im.messages import MessageContent, extract, rewritten
 from imguard.moderation.ci import CiClient
 from imguard.moderation.moderator import Judgement, Moderator
-from imguard.moderation.policy import ALLOW, BLOCK, Decision
+from imguard.moderation.policy import ALLOW, BLOCK, REWRITE, Decision
 from imguard.review.submit import MediaSubmitter
+from imguard.rules.ruleset import RulesError
+from imguard.rules.source import RulesSource, load_file
 
 Answer = Dict[str, Any]
 
@@ -41,6 +43,7 @@ class ImCallbackApp:
             # Slow calls are abandoned at the deadline anyway; this bounds the thread they hold.
             ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000)
         self.moderator = Moderator(settings, ci)
+        self.rules = _rules_source(settings)
         self.submitter = MediaSubmitter(settings.review, ci) if settings.review.enabled and ci else None
         self._handlers: Mapping[str, Callable[[Call, Mapping[str, Any]], Answer]] = {
             Command.C2C_BEFORE_SEND: self.before_send,
@@ -76,10 +79,15 @@ class ImCallbackApp:
             judgement = Judgement(Decision(ALLOW), [])
             whitelisted = True
         else:
-            judgement = self.moderator.judge(content, call.deadline)
+            judgement = self.moderator.judge(content, call.deadline, self.rules.current)
             whitelisted = False
         decision = judgement.decision
-        answer = answers.reject(message.scene, self.settings) if decision.action == BLOCK else answers.allow()
+        if decision.action == BLOCK:
+            answer = answers.reject(message.scene, self.settings)
+        elif decision.action == REWRITE:
+            answer = answers.allow(rewritten(message.msg_body, judgement.replacements))
+        else:
+            answer = answers.allow()
         review = None
         if message.scene == "c2c" and decision.action != BLOCK:
             review = self._submit_media(call, message, content)
@@ -130,6 +138,18 @@ class ImCallbackApp:
             logs.emit("review.skipped", level="warning", request_id=call.request_id, reason="no MsgSeq to recall by")
             return None
         return self.submitter.submit(message, content.media, call.request_id, call.deadline) or None
+
+
+def _rules_source(settings: Settings) -> RulesSource:
+    initial = None
+    if settings.rules_path:
+        try:
+            initial = load_file(settings.rules_path)
+        except OSError as exc:
+            raise ConfigError("RULES_PATH", f"cannot read {settings.rules_path}: {exc.strerror}") from None
+        except RulesError as exc:
+            raise ConfigError("RULES_PATH", f"{settings.rules_path}: {exc}") from None
+    return RulesSource(initial, settings.rules_url, settings.rules_refresh_s)
 
 
 def create_handler(environ: Optional[Mapping[str, str]] = None) -> ImCallbackApp:

@@ -1,15 +1,17 @@
-"""Judge one piece of user content: every engine, one deadline, one decision."""
+"""Judge one message: whitelist aside, local rules first, then CI, under one deadline."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from imguard.config import Settings
-from imguard.im.messages import MessageContent
+from imguard.im.messages import MessageContent, Path
 from imguard.moderation.ci import CiClient, text_chunks
-from imguard.moderation.policy import Decision, decide
+from imguard.moderation.policy import BLOCK, REWRITE, Decision, decide
 from imguard.moderation.runner import Check, run_checks
 from imguard.moderation.verdict import Outcome, Verdict
+from imguard.rules.ruleset import RuleSet
 
 # Texts longer than this are not sent to CI in full (IM itself caps messages near 12 KB);
 # what is left unchecked is reported as an error, so the fail policy decides.
@@ -21,6 +23,7 @@ MAX_CI_IMAGES = 20
 class Judgement:
     decision: Decision
     verdicts: List[Verdict] = field(default_factory=list)
+    replacements: Dict[Path, str] = field(default_factory=dict)  # masked texts, by where they live
 
     def reasons(self) -> List[dict]:
         """Verdicts worth explaining: everything that did not simply pass."""
@@ -32,33 +35,62 @@ class Moderator:
         self._settings = settings
         self._ci = ci
 
-    def judge(self, content: MessageContent, deadline: float) -> Judgement:
+    def judge(self, content: MessageContent, deadline: float, rules: RuleSet) -> Judgement:
         verdicts: List[Verdict] = []
-        checks: List[Check] = []
         if content.truncated:
             verdicts.append(Verdict(Outcome.ERROR, "imguard", "body", detail="message too large or nested too deep"))
+        texts = [piece.text for piece in content.texts]
+        replacements: Dict[Path, str] = {}
+        if not rules.empty and texts:
+            verdict, replacements = self._local_rules(content, rules)
+            verdicts.append(verdict)
+            if verdict.outcome is Outcome.BLOCK:
+                return Judgement(Decision(BLOCK), verdicts)
+            texts = [replacements.get(piece.path, piece.text) for piece in content.texts]
         if self._ci is not None:
-            checks, skipped = self._ci_checks(content)
-            verdicts.extend(skipped)
-        verdicts.extend(run_checks(checks, deadline))
+            checks, unchecked = self._ci_checks("\n".join(texts), content.images)
+            verdicts.extend(unchecked)
+            verdicts.extend(run_checks(checks, deadline))
         decision = decide(verdicts, self._settings.suspicious_action, self._settings.fail_mode)
-        return Judgement(decision, verdicts)
+        if replacements and decision.action != BLOCK:
+            decision = Decision(REWRITE, decision.degraded)
+        return Judgement(decision, verdicts, replacements)
 
-    def _ci_checks(self, content: MessageContent):
+    @staticmethod
+    def _local_rules(content: MessageContent, rules: RuleSet) -> Tuple[Verdict, Dict[Path, str]]:
+        started = time.monotonic()
+        replacements: Dict[Path, str] = {}
+        matched: List[str] = []
+        blocked = False
+        for piece in content.texts:
+            scan = rules.scan(piece.text)
+            matched.extend(f"{hit.entry.list}:{hit.entry.rule}" for hit in scan.hits)
+            if scan.action == "block":
+                blocked = True
+                break
+            if scan.action == "replace":
+                replacements[piece.path] = scan.text
+        outcome = Outcome.BLOCK if blocked else Outcome.PASS
+        label = "block" if blocked else "replace" if replacements else ""
+        latency = round((time.monotonic() - started) * 1000, 3)
+        verdict = Verdict(outcome, "rules", "rules", label=label, keywords=tuple(dict.fromkeys(matched)),
+                          detail=rules.version, latency_ms=latency)
+        return verdict, ({} if blocked else replacements)
+
+    def _ci_checks(self, text: str, images: List[str]) -> Tuple[List[Check], List[Verdict]]:
         ci = self._ci
         checks: List[Check] = []
-        skipped: List[Verdict] = []
-        text = content.joined_text()
+        unchecked: List[Verdict] = []
         if text.strip():
             chunks = text_chunks(text)
             for i, chunk in enumerate(chunks[:MAX_CI_TEXT_CHUNKS]):
                 name = "text" if len(chunks) == 1 else f"text[{i}]"
                 checks.append(Check("ci", name, lambda chunk=chunk, name=name: ci.check_text(chunk, name)))
             if len(chunks) > MAX_CI_TEXT_CHUNKS:
-                skipped.append(Verdict(Outcome.ERROR, "ci", "text", detail=f"text over {MAX_CI_TEXT_CHUNKS} CI chunks"))
-        for i, url in enumerate(content.images[:MAX_CI_IMAGES]):
+                unchecked.append(Verdict(Outcome.ERROR, "ci", "text", detail=f"text over {MAX_CI_TEXT_CHUNKS} CI chunks"))
+        for i, url in enumerate(images[:MAX_CI_IMAGES]):
             name = f"image[{i}]"
             checks.append(Check("ci", name, lambda url=url, name=name: ci.check_image(url, name)))
-        if len(content.images) > MAX_CI_IMAGES:
-            skipped.append(Verdict(Outcome.ERROR, "ci", "image", detail=f"more than {MAX_CI_IMAGES} images"))
-        return checks, skipped
+        if len(images) > MAX_CI_IMAGES:
+            unchecked.append(Verdict(Outcome.ERROR, "ci", "image", detail=f"more than {MAX_CI_IMAGES} images"))
+        return checks, unchecked

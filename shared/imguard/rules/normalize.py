@@ -1,0 +1,267 @@
+"""Normalization that sees through evasion while remembering where every character came from.
+
+One ``str.translate`` table does every 1:1 fold (width, case, traditional →
+simplified, digits of other scripts, stylized Latin) and marks what must go
+(invisible characters, non-ASCII noise), so the per-character work runs at C
+speed. Removing characters and re-spelling them for the keyword automaton is
+done with ``str.replace``, ``encode`` and ``bytes.translate``, also in C. The
+way back to original positions is only worked out when a rule hits, which is
+rare, so hits are reported on exactly what the user typed.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass, fields
+from typing import Dict, List, Mapping, Tuple
+
+# The character that translate() puts in place of something to be dropped.
+GONE = "\x00"
+
+_INVISIBLE = (
+    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x3164, 0xFEFF, 0xFFA0]
+    + list(range(0x200B, 0x2010))  # zero-width space, joiners, direction marks
+    + list(range(0x202A, 0x202F))  # bidi embedding controls
+    + list(range(0x2060, 0x2070))  # word joiner, invisible operators
+    + list(range(0xFE00, 0xFE10))  # variation selectors
+    + list(range(0xE0100, 0xE01F0))  # variation selectors supplement
+    + list(range(0xE0000, 0xE0080))  # tag characters
+)
+
+# Blocks where letters wear costumes: letterlike symbols, enclosed alphanumerics,
+# mathematical alphanumerics, enclosed supplement (squared, negative circled).
+_STYLED_BLOCKS = [(0x2100, 0x2150), (0x2460, 0x2500), (0x1D400, 0x1D800), (0x1F100, 0x1F200)]
+_LATIN_NAME = re.compile(r"LATIN (?:CAPITAL|SMALL) LETTER ([A-Z])$")
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Each step can be turned off in the rules file's ``normalize:`` mapping."""
+
+    ignore_case: bool = True
+    ignore_width: bool = True
+    traditional_to_simplified: bool = True
+    fold_digits: bool = True
+    fold_styled_latin: bool = True
+    strip_invisible: bool = True
+    skip_noise: bool = True
+    collapse_repeats: bool = False
+
+    @classmethod
+    def names(cls) -> Tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@functools.lru_cache(maxsize=1)
+def _traditional_to_simplified() -> Dict[int, str]:
+    """OpenCC's character table (first candidate only, so the mapping stays 1:1)."""
+    import opencc
+
+    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "TSCharacters.txt")
+    table: Dict[int, str] = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 2 and len(parts[0]) == 1 and len(parts[1]) == 1:
+                table[ord(parts[0])] = parts[1]
+    return table
+
+
+def _styled_latin_letter(ch: str) -> str:
+    cp = ord(ch)
+    if not any(start <= cp < stop for start, stop in _STYLED_BLOCKS):
+        return ch
+    # Circled, parenthesized, mathematical letters: compatibility decomposition, minus the costume.
+    core = [c for c in unicodedata.normalize("NFKC", ch) if c.isalnum()]
+    if len(core) == 1 and core[0].isascii() and core[0].isalpha():
+        return core[0].lower()
+    # Negative circled and squared letters have no decomposition; their names say which letter.
+    match = _LATIN_NAME.search(unicodedata.name(ch, ""))
+    return match.group(1).lower() if match else ch
+
+
+def _ascii_digit(ch: str) -> str:
+    if ch in "0123456789":
+        return ch
+    value = unicodedata.numeric(ch, None)
+    if value is not None and value == int(value) and 0 <= value <= 9:
+        return str(int(value))
+    return ch
+
+
+def _is_noise(ch: str) -> bool:
+    """Separators, punctuation, symbols (emoji included) and controls: what people put inside words."""
+    return unicodedata.category(ch)[0] in "ZPSC" and unicodedata.category(ch) not in ("Co", "Cs")
+
+
+class _FoldTable(dict):
+    """A ``str.translate`` table filled on first sight of each character, then read at C speed."""
+
+    def __init__(self, fold_char):
+        super().__init__()
+        self._fold_char = fold_char
+
+    def __missing__(self, cp: int) -> str:
+        value = self._fold_char(chr(cp))
+        self[cp] = value
+        return value
+
+
+_INVISIBLE_SET = frozenset(_INVISIBLE)
+# ASCII noise is kept in the regex view (URLs and phone numbers have dots and dashes)
+# and deleted from the keyword view at the byte level.
+_ASCII_NOISE = bytes(b for b in range(128) if _is_noise(chr(b)))
+_ASCII_NOISE_RUNS = re.compile(b"[" + re.escape(_ASCII_NOISE) + b"]+")
+_GONE_RUNS = re.compile(GONE + "+")
+_REPEATS = re.compile(r"(.)\1+", re.DOTALL)
+
+
+class Normalizer:
+    """Builds the two views a rule set searches: one for regexes, one for keywords."""
+
+    def __init__(self, switches: Switches = Switches()):
+        self.switches = switches
+        self._t2s = _traditional_to_simplified() if switches.traditional_to_simplified else {}
+        self._table = _FoldTable(self._fold_char)
+
+    def _fold_char(self, ch: str) -> str:
+        on = self.switches
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            return "\ufffd"  # a lone surrogate cannot be encoded; it stands for nothing anyway
+        if on.strip_invisible and ord(ch) in _INVISIBLE_SET:
+            return GONE
+        ch = self._t2s.get(ord(ch), ch)
+        if on.fold_styled_latin:
+            ch = _styled_latin_letter(ch)
+        if on.fold_digits:
+            ch = _ascii_digit(ch)
+        if on.ignore_width and 0xFF01 <= ord(ch) <= 0xFF5E:
+            ch = chr(ord(ch) - 0xFEE0)
+        if on.ignore_width and ch == "\u3000":
+            ch = " "
+        if on.ignore_case:
+            # One character in, one out: the rare letters whose lower case is longer keep its first.
+            ch = ch.lower()[0]
+        # Judged after folding (a circled letter is a symbol until it is a letter). Non-ASCII
+        # noise (CJK punctuation, emoji) goes for both views; ASCII noise only for keywords.
+        return GONE if on.skip_noise and not ch.isascii() and _is_noise(ch) else ch
+
+    def fold(self, text: str) -> str:
+        """Same length as ``text``; characters to drop are GONE."""
+        return text.translate(self._table)
+
+    def regex_view(self, text: str) -> "Compacted":
+        """What regexes see: folded; invisible characters (and, with skip_noise, non-ASCII
+        punctuation and symbols) removed; ASCII punctuation and spaces kept."""
+        return Compacted.of(self.fold(text))
+
+    def views(self, text: str) -> Tuple["Compacted", "KeywordView"]:
+        """Both views of ``text``, folding it once."""
+        regex_view = self.regex_view(text)
+        return regex_view, KeywordView(regex_view, self.switches)
+
+    def keyword(self, entry: str) -> str:
+        """A block/replace/allow keyword in the form the automaton searches for."""
+        return self.views(entry)[1].text
+
+    def plain(self, text: str) -> str:
+        """A keyword as readable folded text."""
+        return self.views(text)[1].plain()
+
+
+class Compacted:
+    """A folded text without its GONE characters, and the way back to original positions."""
+
+    __slots__ = ("text", "_folded", "_starts", "_origins")
+
+    def __init__(self, folded: str, text: str):
+        self.text = text
+        self._folded = folded
+        self._starts: List[int] = []
+        self._origins: List[int] = []
+
+    @classmethod
+    def of(cls, folded: str) -> "Compacted":
+        return cls(folded, folded.replace(GONE, "") if GONE in folded else folded)
+
+    def original(self, index: int) -> int:
+        """Original position of the character at ``index`` of ``text``."""
+        if not self._starts:
+            self._starts, self._origins = _runs([m.span() for m in _GONE_RUNS.finditer(self._folded)])
+        run = bisect_right(self._starts, index) - 1
+        return self._origins[run] + index - self._starts[run]
+
+    def original_span(self, start: int, end: int) -> Tuple[int, int]:
+        """Original [start, end) of [start, end): from its first to its last kept character."""
+        return self.original(start), self.original(end - 1) + 1
+
+
+class KeywordView:
+    """The regex view without ASCII noise, spelled as UTF-8 bytes in a latin-1 string.
+
+    pyahocorasick scans a trie node's children one by one, and Chinese gives the
+    root thousands of them; spelled as UTF-8 bytes, no node has more than 256
+    and most have a handful, which makes the automaton several times faster.
+    Repeats (when collapsed) are removed before spelling.
+    """
+
+    __slots__ = ("text", "_base", "_chars", "_utf8", "_starts", "_origins", "_collapse")
+
+    def __init__(self, base: Compacted, switches: Switches):
+        self._base = base
+        chars = base.text
+        self._collapse: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((0,), (0,))
+        if switches.collapse_repeats:
+            spans = [(m.start() + 1, m.end()) for m in _REPEATS.finditer(chars)]
+            if spans:
+                self._collapse = _runs(spans)
+                chars = _REPEATS.sub(r"\1", chars)
+        self._chars = chars
+        self._utf8 = chars.encode("utf-8")
+        spelled = self._utf8.translate(None, _ASCII_NOISE) if switches.skip_noise else self._utf8
+        self.text = spelled.decode("latin-1")
+        self._starts: List[int] = []
+        self._origins: List[int] = []
+
+    def plain(self) -> str:
+        return self.text.encode("latin-1").decode("utf-8", "replace")
+
+    def _char_index(self, index: int) -> int:
+        """Keyword-view byte ``index`` → index into the (collapsed) characters."""
+        if not self._starts:
+            self._starts, self._origins = _runs([m.span() for m in _ASCII_NOISE_RUNS.finditer(self._utf8)])
+        run = bisect_right(self._starts, index) - 1
+        byte = self._origins[run] + index - self._starts[run]
+        return len(self._utf8[:byte].decode("utf-8", "ignore"))
+
+    def _original(self, char: int) -> int:
+        starts, origins = self._collapse
+        run = bisect_right(starts, char) - 1
+        return self._base.original(origins[run] + char - starts[run])
+
+    def original_span(self, start: int, end: int) -> Tuple[int, int]:
+        """Original [start, end) of keyword-view bytes [start, end)."""
+        return self._original(self._char_index(start)), self._original(self._char_index(end - 1)) + 1
+
+
+def _runs(removed: List[Tuple[int, int]]) -> Tuple[List[int], List[int]]:
+    """Where each kept run starts after the removal, and where it started before."""
+    starts, origins, gone = [0], [0], 0
+    for start, end in removed:
+        gone += end - start
+        starts.append(end - gone)
+        origins.append(end)
+    return starts, origins
+
+
+def switches_from(mapping: Mapping[str, object]) -> Switches:
+    unknown = set(mapping) - set(Switches.names())
+    if unknown:
+        raise ValueError(f"unknown normalize switch(es): {', '.join(sorted(unknown))}")
+    for name, value in mapping.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"normalize.{name} must be true or false")
+    return Switches(**mapping)  # type: ignore[arg-type]

@@ -1,0 +1,246 @@
+"""Block, replace and allow lists, compiled once, applied in one pass per text.
+
+Keywords go into one Aho–Corasick automaton (pyahocorasick); regexes into one
+RE2 set (google-re2: linear time, no catastrophic backtracking), so the cost
+of a scan hardly grows with the size of the lists. Hits are reported and
+masked on the original text, never on the normalized copy.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import ahocorasick
+import re2
+import yaml
+
+from imguard.rules.normalize import Compacted, Normalizer, Switches, switches_from
+
+# Tencent's local-audit limits (im-content-audit-local-and-cloud.md).
+MAX_ENTRIES = 10_000
+MAX_REGEXES = 200
+LISTS = ("block", "replace", "allow")
+
+_LATIN = re.compile(r"[a-z0-9]")
+
+
+class RulesError(ValueError):
+    """The rules cannot be loaded; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    list: str  # block, replace or allow
+    rule: str  # the keyword or pattern, as written
+    is_regex: bool = False
+    mask: Optional[str] = None  # replace only: what a match becomes (default: one * per character)
+    whole_word: bool = False  # Latin keywords match whole words only
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    start: int  # in the original text
+    end: int
+
+    def as_dict(self, text: str) -> Dict[str, Any]:
+        return {"list": self.entry.list, "rule": self.entry.rule, "match": text[self.start:self.end],
+                "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Scan:
+    action: str  # block, replace or pass
+    text: str  # after masking (the original when nothing is replaced)
+    hits: Tuple[Hit, ...] = ()
+
+    def as_dict(self, original: str) -> Dict[str, Any]:
+        return {"action": self.action, "text": self.text, "hits": [h.as_dict(original) for h in self.hits]}
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+@dataclass
+class RuleSet:
+    normalizer: Normalizer
+    entries: List[Entry] = field(default_factory=list)
+    version: str = ""  # where the rules came from, for logs
+
+    def __post_init__(self) -> None:
+        self._automaton = ahocorasick.Automaton()
+        keywords: Dict[str, List[Entry]] = {}
+        self._regexes: List[Tuple[Entry, Any]] = []
+        for entry in self.entries:
+            if entry.is_regex:
+                self._regexes.append((entry, _compile_regex(entry, self.normalizer.switches.ignore_case)))
+            else:
+                keywords.setdefault(self.normalizer.keyword(entry.rule), []).append(entry)
+        for key, entries in keywords.items():
+            self._automaton.add_word(key, (len(key), tuple(entries)))
+        if keywords:
+            self._automaton.make_automaton()
+        self._has_keywords = bool(keywords)
+        self._set = None
+        if self._regexes:
+            self._set = re2.Set.SearchSet(_options())
+            for entry, _ in self._regexes:
+                self._set.Add(_pattern(entry, self.normalizer.switches.ignore_case))
+            self._set.Compile()
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries
+
+    def scan(self, text: str) -> Scan:
+        hits = self._hits(text)
+        if not hits:
+            return Scan("pass", text)
+        allows = [h for h in hits if h.entry.list == "allow"]
+        live = [h for h in hits if h.entry.list != "allow" and not _covered(h, allows)]
+        if not live:
+            return Scan("pass", text)
+        live.sort(key=lambda h: (h.start, -h.end))
+        if any(h.entry.list == "block" for h in live):
+            return Scan("block", text, tuple(live))
+        return Scan("replace", _mask(text, live), tuple(live))
+
+    def _hits(self, text: str) -> List[Hit]:
+        hits: List[Hit] = []
+        regex_view, keyword_view = self.normalizer.views(text)
+        if self._has_keywords:
+            for end, (length, entries) in self._automaton.iter(keyword_view.text):
+                start, stop = keyword_view.original_span(end - length + 1, end + 1)
+                for entry in entries:
+                    if not entry.whole_word or _bounded(text, start, stop, self.normalizer):
+                        hits.append(Hit(entry, start, stop))
+        if self._set is not None:
+            for index in self._set.Match(regex_view.text) or ():
+                entry, pattern = self._regexes[index]
+                for match in pattern.finditer(regex_view.text):
+                    if match.end() > match.start():
+                        start, stop = regex_view.original_span(match.start(), match.end())
+                        hits.append(Hit(entry, start, stop))
+        return hits
+
+
+def _covered(hit: Hit, allows: Iterable[Hit]) -> bool:
+    return any(a.start <= hit.start and hit.end <= a.end for a in allows)
+
+
+def _bounded(text: str, start: int, stop: int, normalizer: Normalizer) -> bool:
+    """A Latin keyword must not touch a Latin letter or digit (``ass`` in ``class``)."""
+    before = normalizer.fold(text[start - 1]) if start > 0 else ""
+    after = normalizer.fold(text[stop]) if stop < len(text) else ""
+    return not (_is_word_char(before) or _is_word_char(after))
+
+
+def _mask(text: str, hits: List[Hit]) -> str:
+    pieces, position = [], 0
+    for hit in hits:  # sorted by start; overlapping spans are merged into the first
+        if hit.end <= position:
+            continue
+        start = max(hit.start, position)
+        pieces.append(text[position:start])
+        pieces.append(hit.entry.mask if hit.entry.mask is not None else "*" * (hit.end - start))
+        position = hit.end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _options():
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every bad pattern to stderr; RulesError says it once
+    return options
+
+
+def _pattern(entry: Entry, ignore_case: bool) -> str:
+    return ("(?i)" if ignore_case else "") + entry.rule
+
+
+def _compile_regex(entry: Entry, ignore_case: bool, where: str = ""):
+    try:
+        return re2.compile(_pattern(entry, ignore_case), options=_options())
+    except re2.error as exc:
+        raise RulesError(f"{where or entry.list}: regex {entry.rule!r} is not valid RE2: {_re2_message(exc)}") from None
+
+
+def _re2_message(exc: Exception) -> str:
+    message = exc.args[0] if exc.args else exc
+    return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+
+
+# -- loading -----------------------------------------------------------------------
+
+
+def parse(data: Any, version: str = "") -> RuleSet:
+    """A RuleSet from the rules file's structure; RulesError names what is wrong."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise RulesError("the rules file must be a mapping with block, replace and allow lists")
+    unknown = set(data) - set(LISTS) - {"normalize"}
+    if unknown:
+        raise RulesError(f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
+    try:
+        switches = switches_from(data.get("normalize") or {})
+    except ValueError as exc:
+        raise RulesError(str(exc)) from None
+    normalizer = Normalizer(switches)
+    entries: List[Entry] = []
+    for list_name in LISTS:
+        items = data.get(list_name) or []
+        if not isinstance(items, list):
+            raise RulesError(f"{list_name} must be a list")
+        for position, item in enumerate(items, 1):
+            entries.append(_entry(list_name, position, item, normalizer))
+    if len(entries) > MAX_ENTRIES:
+        raise RulesError(f"{len(entries)} entries: at most {MAX_ENTRIES} are allowed")
+    regexes = sum(e.is_regex for e in entries)
+    if regexes > MAX_REGEXES:
+        raise RulesError(f"{regexes} regexes: at most {MAX_REGEXES} are allowed")
+    return RuleSet(normalizer, entries, version)
+
+
+def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> Entry:
+    where = f"{list_name}[{position}]"
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        item = str(item)  # YAML reads 110 as a number; it is still a keyword
+    if isinstance(item, str):
+        if not normalizer.keyword(item):
+            raise RulesError(f"{where}: keyword {item!r} is empty once normalized")
+        latin = bool(_LATIN.search(normalizer.plain(item)))
+        return Entry(list_name, item, whole_word=latin)
+    if isinstance(item, Mapping) and isinstance(item.get("regex"), str):
+        extra = set(item) - {"regex", "mask"}
+        if extra or ("mask" in item and list_name != "replace"):
+            raise RulesError(f"{where}: unexpected key(s) {', '.join(sorted(map(str, extra or {'mask'})))}")
+        mask = item.get("mask")
+        if mask is not None and not isinstance(mask, str):
+            raise RulesError(f"{where}: mask must be a string")
+        if not item["regex"]:
+            raise RulesError(f"{where}: empty regex")
+        entry = Entry(list_name, item["regex"], is_regex=True, mask=mask)
+        _compile_regex(entry, normalizer.switches.ignore_case, where)
+        return entry
+    if isinstance(item, Mapping) and isinstance(item.get("keyword"), str) and list_name == "replace":
+        mask = item.get("mask")
+        if set(item) - {"keyword", "mask"} or (mask is not None and not isinstance(mask, str)):
+            raise RulesError(f"{where}: expected {{keyword: ..., mask: ...}}")
+        base = _entry(list_name, position, item["keyword"], normalizer)
+        return Entry(list_name, base.rule, mask=mask, whole_word=base.whole_word)
+    raise RulesError(f"{where}: expected a keyword string or {{regex: PATTERN}}, got {item!r}")
+
+
+def loads(text: str, version: str = "") -> RuleSet:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"not valid YAML: {exc}") from None
+    return parse(data, version)
+
+
+def empty() -> RuleSet:
+    return RuleSet(Normalizer(Switches()), [], "none")
