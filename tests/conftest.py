@@ -74,8 +74,7 @@ def answer_of(response: Dict[str, Any]) -> Dict[str, Any]:
     return json.loads(response["body"])
 
 
-@pytest.fixture(scope="session")
-def ci_server():
+def _session_server():
     # Threaded, so that concurrent checks really overlap at the fake; one per session,
     # since stopping a server costs half a second.
     server = HTTPServer(host="127.0.0.1", threaded=True)
@@ -84,18 +83,14 @@ def ci_server():
     server.stop()
 
 
+ci_server = pytest.fixture(scope="session", name="ci_server")(_session_server)
+im_server = pytest.fixture(scope="session", name="im_server")(_session_server)
+
+
 @pytest.fixture
 def fake_ci(ci_server) -> FakeCI:
     ci_server.clear()
     return FakeCI(ci_server)
-
-
-@pytest.fixture(scope="session")
-def im_server():
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
