@@ -1,4 +1,6 @@
 """Local rules inside im_callback: whitelist → local rules → CI, rewrites delivered through MsgBody."""
+import json
+
 import pytest
 
 from imguard.config import ConfigError
@@ -117,3 +119,18 @@ def test_a_broken_rules_file_stops_the_cold_start_naming_rules_path(make_functio
 def test_a_missing_rules_file_stops_the_cold_start(make_function, tmp_path):
     with pytest.raises(ConfigError, match="RULES_PATH"):
         make_function(RULES_PATH=str(tmp_path / "nope.yaml"))
+
+
+def test_the_log_line_says_which_rule_rewrote_the_message(make_function, fake_ci, rules_file, capsys):
+    from tests.conftest import log_lines
+
+    handler = make_function(RULES_PATH=rules_file, ci=False)
+
+    send(handler, with_text("im/c2c_before_text", "真垃圾"))
+
+    [line] = [l for l in log_lines(capsys) if l["event"] == "callback.moderated"]
+    assert line["action"] == "rewrite"
+    assert line["reasons"] == [{"outcome": "pass", "source": "rules", "check": "rules", "label": "replace",
+                                "keywords": ["replace:垃圾"], "detail": line["reasons"][0]["detail"],
+                                "latency_ms": line["reasons"][0]["latency_ms"]}]
+    assert "真垃圾" not in json.dumps(line, ensure_ascii=False)

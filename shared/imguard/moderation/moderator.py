@@ -26,8 +26,8 @@ class Judgement:
     replacements: Dict[Path, str] = field(default_factory=dict)  # masked texts, by where they live
 
     def reasons(self) -> List[dict]:
-        """Verdicts worth explaining: everything that did not simply pass."""
-        return [v.as_reason() for v in self.verdicts if v.outcome is not Outcome.PASS]
+        """Verdicts worth explaining: everything that did not simply pass (a rewrite passes, with a label)."""
+        return [v.as_reason() for v in self.verdicts if v.outcome is not Outcome.PASS or v.label]
 
 
 class Moderator:
