@@ -32,16 +32,6 @@ class HttpRequest:
         self._query = {k.lower(): v for k, v in _str_dict(self._event.get("queryString")).items()}
         self._headers = {k.lower(): v for k, v in _str_dict(self._event.get("headers")).items()}
 
-    @property
-    def method(self) -> str:
-        method = self._event.get("httpMethod")
-        return method.upper() if isinstance(method, str) else "POST"
-
-    @property
-    def path(self) -> str:
-        path = self._event.get("path")
-        return path if isinstance(path, str) else "/"
-
     def query(self, name: str, default: str = "") -> str:
         return self._query.get(name.lower(), default)
 

@@ -7,7 +7,6 @@ from imguard.config import Settings
 
 OK: Dict[str, Any] = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 
-ALLOW_CODE = 0
 REJECT_CODE = 1  # the sender sees 20006 (C2C) or 10016 (group)
 SILENT_DROP_CODE = 2  # not delivered; the sender is told it was
 

@@ -27,10 +27,6 @@ class Verdict:
     detail: str = ""  # error text for ERROR, rule names for local rules
     latency_ms: Optional[float] = None
 
-    @property
-    def decided(self) -> bool:
-        return self.outcome not in (Outcome.ERROR, Outcome.TIMEOUT)
-
     def as_reason(self) -> Dict[str, Any]:
         """The non-empty fields, for a log line or an audit record."""
         reason = {k: v for k, v in asdict(self).items() if v not in ("", None, ())}

@@ -242,5 +242,5 @@ def loads(text: str, version: str = "") -> RuleSet:
     return parse(data, version)
 
 
-def empty() -> RuleSet:
+def no_rules() -> RuleSet:
     return RuleSet(Normalizer(Switches()), [], "none")

@@ -17,7 +17,7 @@ import requests
 
 from imguard import logs
 from imguard.moderation.runner import background
-from imguard.rules.ruleset import RuleSet, RulesError, empty, loads
+from imguard.rules.ruleset import RuleSet, RulesError, loads, no_rules
 
 
 def load_file(path: str) -> RuleSet:
@@ -34,7 +34,7 @@ class RulesSource:
         session: Optional[requests.Session] = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._rules = initial or empty()
+        self._rules = initial or no_rules()
         self._url = url
         self._refresh_s = refresh_s
         self._session = session or requests.Session()
