@@ -222,18 +222,18 @@ def test_rules_are_fetched_again_with_etag_and_swapped_whole(rules_server):
     # GIVEN rules served with an ETag
     serve_rules(rules_server, "block: [赌博]", '"v1"')
     source = RulesSource(url=rules_server.url_for("/rules.yaml"), refresh_s=60)
-    first = source.current
+    first = source.current()
     assert action(first, "赌博") == "block"
 
     # WHEN the same version is asked for again, nothing changes (304)
     assert source.refresh() is False
-    assert source.current is first
+    assert source.current() is first
 
     # AND WHEN a new version is published, it replaces the old one whole
     serve_rules(rules_server, "block: [代开发票]", '"v2"')
     assert source.refresh() is True
-    assert action(source.current, "代开发票") == "block"
-    assert action(source.current, "赌博") == "pass"
+    assert action(source.current(), "代开发票") == "block"
+    assert action(source.current(), "赌博") == "pass"
 
 
 def test_a_broken_new_version_is_logged_and_the_last_good_one_stays(rules_server, capsys):
@@ -243,7 +243,7 @@ def test_a_broken_new_version_is_logged_and_the_last_good_one_stays(rules_server
     serve_rules(rules_server, "block: [{regex: '(a'}]", '"v2"')
     assert source.refresh() is False
 
-    assert action(source.current, "赌博") == "block"
+    assert action(source.current(), "赌博") == "block"
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     assert any(l["event"] == "rules.rejected" and "block[1]" in l["detail"] for l in lines)
 
@@ -254,9 +254,9 @@ def test_refresh_happens_in_the_background_at_most_every_interval(rules_server):
     source = RulesSource(url=rules_server.url_for("/rules.yaml"), refresh_s=60, clock=lambda: now[0])
     fetches = len(rules_server.log)
 
-    source.current  # within the interval: no fetch
+    source.current()  # within the interval: no fetch
     now[0] += 61
-    source.current  # past it: one background fetch
+    source.current()  # past it: one background fetch
     deadline = time.monotonic() + 3
     while len(rules_server.log) == fetches and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -269,7 +269,7 @@ def test_an_unreachable_url_keeps_the_file_rules():
 
     source = RulesSource(initial, url="http://127.0.0.1:9/rules.yaml", refresh_s=60)
 
-    assert source.current is initial
+    assert source.current() is initial
 
 
 # -- CLI ----------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ class AudioResultApp:
     def __init__(self, settings: Settings, ci: Optional[CiClient] = None, im: Optional[ImRestClient] = None):
         review = settings.review
         self.settings = settings
-        self.ci = ci if ci is not None or not settings.cos.enabled else CiClient(settings.cos, timeout_s=5.0)
+        if ci is None and settings.cos.enabled:
+            ci = CiClient(settings.cos, timeout_s=5.0)
+        self.ci = ci
         self.im = im or ImRestClient(
             review.im_api_base,
             settings.sdk_app_id,

@@ -79,7 +79,7 @@ class ImCallbackApp:
             judgement = Judgement(Decision(ALLOW), [])
             whitelisted = True
         else:
-            judgement = self.moderator.judge(content, call.deadline, self.rules.current)
+            judgement = self.moderator.judge(content, call.deadline, self.rules.current())
             whitelisted = False
         decision = judgement.decision
         if decision.action == BLOCK:

@@ -31,6 +31,7 @@ class HttpRequest:
         self._context: Mapping[str, Any] = context if isinstance(context, Mapping) else {}
         self._query = {k.lower(): v for k, v in _str_dict(self._event.get("queryString")).items()}
         self._headers = {k.lower(): v for k, v in _str_dict(self._event.get("headers")).items()}
+        self.request_id = self._request_id()
 
     def query(self, name: str, default: str = "") -> str:
         return self._query.get(name.lower(), default)
@@ -38,8 +39,7 @@ class HttpRequest:
     def header(self, name: str, default: str = "") -> str:
         return self._headers.get(name.lower(), default)
 
-    @property
-    def request_id(self) -> str:
+    def _request_id(self) -> str:
         """SCF's invocation id, else the gateway's, else a fresh one: every log line needs one."""
         for candidate in (
             self._context.get("request_id"),

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, fields
-from typing import Dict, List, Mapping, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Tuple
 
 # The character that translate() puts in place of something to be dropped.
 GONE = "\x00"
@@ -156,7 +156,7 @@ class Normalizer:
     def regex_view(self, text: str) -> "Compacted":
         """What regexes see: folded; invisible characters (and, with skip_noise, non-ASCII
         punctuation and symbols) removed; ASCII punctuation and spaces kept."""
-        return Compacted.of(self.fold(text))
+        return Compacted(self.fold(text))
 
     def views(self, text: str) -> Tuple["Compacted", "KeywordView"]:
         """Both views of ``text``, folding it once."""
@@ -172,27 +172,51 @@ class Normalizer:
         return self.views(text)[1].plain()
 
 
-class Compacted:
-    """A folded text without its GONE characters, and the way back to original positions."""
+class _Removal:
+    """What a removal took out of a string, and how to find a position from before it.
 
-    __slots__ = ("text", "_folded", "_starts", "_origins")
+    Built on first use from ``spans`` (the removed [start, end) spans, in order):
+    most texts never hit a rule and never need it.
+    """
 
-    def __init__(self, folded: str, text: str):
-        self.text = text
-        self._folded = folded
+    __slots__ = ("_spans", "_starts", "_origins")
+
+    def __init__(self, spans: Callable[[], Iterable[Tuple[int, int]]]):
+        self._spans = spans
         self._starts: List[int] = []
         self._origins: List[int] = []
 
-    @classmethod
-    def of(cls, folded: str) -> "Compacted":
-        return cls(folded, folded.replace(GONE, "") if GONE in folded else folded)
+    def before(self, index: int) -> int:
+        """Position, before the removal, of what is at ``index`` after it."""
+        if not self._starts:
+            starts, origins, gone = [0], [0], 0
+            for start, end in self._spans():
+                gone += end - start
+                starts.append(end - gone)
+                origins.append(end)
+            self._starts, self._origins = starts, origins
+        run = bisect_right(self._starts, index) - 1
+        return self._origins[run] + index - self._starts[run]
+
+
+_NOTHING_REMOVED = _Removal(lambda: ())
+
+
+class Compacted:
+    """A folded text without its GONE characters, and the way back to original positions."""
+
+    __slots__ = ("text", "_removal")
+
+    def __init__(self, folded: str):
+        if GONE in folded:
+            self.text = folded.replace(GONE, "")
+            self._removal = _Removal(lambda: (m.span() for m in _GONE_RUNS.finditer(folded)))
+        else:
+            self.text, self._removal = folded, _NOTHING_REMOVED
 
     def original(self, index: int) -> int:
         """Original position of the character at ``index`` of ``text``."""
-        if not self._starts:
-            self._starts, self._origins = _runs([m.span() for m in _GONE_RUNS.finditer(self._folded)])
-        run = bisect_right(self._starts, index) - 1
-        return self._origins[run] + index - self._starts[run]
+        return self._removal.before(index)
 
     def original_span(self, start: int, end: int) -> Tuple[int, int]:
         """Original [start, end) of [start, end): from its first to its last kept character."""
@@ -208,53 +232,36 @@ class KeywordView:
     Repeats (when collapsed) are removed before spelling.
     """
 
-    __slots__ = ("text", "_base", "_chars", "_utf8", "_starts", "_origins", "_collapse")
+    __slots__ = ("text", "_base", "_utf8", "_repeats", "_noise")
 
     def __init__(self, base: Compacted, switches: Switches):
         self._base = base
         chars = base.text
-        self._collapse: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((0,), (0,))
+        self._repeats = _NOTHING_REMOVED
         if switches.collapse_repeats:
             spans = [(m.start() + 1, m.end()) for m in _REPEATS.finditer(chars)]
             if spans:
-                self._collapse = _runs(spans)
+                self._repeats = _Removal(lambda: spans)
                 chars = _REPEATS.sub(r"\1", chars)
-        self._chars = chars
-        self._utf8 = chars.encode("utf-8")
-        spelled = self._utf8.translate(None, _ASCII_NOISE) if switches.skip_noise else self._utf8
-        self.text = spelled.decode("latin-1")
-        self._starts: List[int] = []
-        self._origins: List[int] = []
+        utf8 = self._utf8 = chars.encode("utf-8")
+        if switches.skip_noise:
+            self.text = utf8.translate(None, _ASCII_NOISE).decode("latin-1")
+            self._noise = _Removal(lambda: (m.span() for m in _ASCII_NOISE_RUNS.finditer(utf8)))
+        else:
+            self.text, self._noise = utf8.decode("latin-1"), _NOTHING_REMOVED
 
     def plain(self) -> str:
         return self.text.encode("latin-1").decode("utf-8", "replace")
 
-    def _char_index(self, index: int) -> int:
-        """Keyword-view byte ``index`` → index into the (collapsed) characters."""
-        if not self._starts:
-            self._starts, self._origins = _runs([m.span() for m in _ASCII_NOISE_RUNS.finditer(self._utf8)])
-        run = bisect_right(self._starts, index) - 1
-        byte = self._origins[run] + index - self._starts[run]
-        return len(self._utf8[:byte].decode("utf-8", "ignore"))
-
-    def _original(self, char: int) -> int:
-        starts, origins = self._collapse
-        run = bisect_right(starts, char) - 1
-        return self._base.original(origins[run] + char - starts[run])
+    def _original(self, index: int) -> int:
+        """Keyword-view byte ``index`` → bytes before noise removal → characters → original."""
+        byte = self._noise.before(index)
+        char = len(self._utf8[:byte].decode("utf-8", "ignore"))
+        return self._base.original(self._repeats.before(char))
 
     def original_span(self, start: int, end: int) -> Tuple[int, int]:
         """Original [start, end) of keyword-view bytes [start, end)."""
-        return self._original(self._char_index(start)), self._original(self._char_index(end - 1)) + 1
-
-
-def _runs(removed: List[Tuple[int, int]]) -> Tuple[List[int], List[int]]:
-    """Where each kept run starts after the removal, and where it started before."""
-    starts, origins, gone = [0], [0], 0
-    for start, end in removed:
-        gone += end - start
-        starts.append(end - gone)
-        origins.append(end)
-    return starts, origins
+        return self._original(start), self._original(end - 1) + 1
 
 
 def switches_from(mapping: Mapping[str, object]) -> Switches:

@@ -15,7 +15,7 @@ import ahocorasick
 import re2
 import yaml
 
-from imguard.rules.normalize import Compacted, Normalizer, Switches, switches_from
+from imguard.rules.normalize import Normalizer, Switches, switches_from
 
 # Tencent's local-audit limits (im-content-audit-local-and-cloud.md).
 MAX_ENTRIES = 10_000
@@ -209,10 +209,10 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         item = str(item)  # YAML reads 110 as a number; it is still a keyword
     if isinstance(item, str):
-        if not normalizer.keyword(item):
+        searched = normalizer.plain(item)
+        if not searched:
             raise RulesError(f"{where}: keyword {item!r} is empty once normalized")
-        latin = bool(_LATIN.search(normalizer.plain(item)))
-        return Entry(list_name, item, whole_word=latin)
+        return Entry(list_name, item, whole_word=bool(_LATIN.search(searched)))
     if isinstance(item, Mapping) and isinstance(item.get("regex"), str):
         extra = set(item) - {"regex", "mask"}
         if extra or ("mask" in item and list_name != "replace"):

@@ -46,8 +46,8 @@ class RulesSource:
         if url:
             self.refresh()
 
-    @property
     def current(self) -> RuleSet:
+        """The rules in force; past the refresh interval, also starts a background fetch."""
         if self._url and self._clock() >= self._next_check:
             with self._lock:
                 start = not self._refreshing
