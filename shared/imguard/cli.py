@@ -12,6 +12,8 @@ from typing import List, Optional
 from urllib.parse import urlencode
 
 LOCAL_SDKAPPID = "1400000000"
+# `make run` keeps its audit trail here, and `imguard audit` reads it when AUDIT_DSN is unset.
+LOCAL_AUDIT_DSN = "sqlite:///.imguard/audit.db"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,6 +31,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     check.add_argument("--rules", type=Path, default=None, help="rules file (default RULES_PATH)")
     check.add_argument("texts", nargs="+", metavar="TEXT")
     check.set_defaults(run=_check)
+
+    audit = commands.add_parser("audit", help="read the audit trail at AUDIT_DSN")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    listing = audit_commands.add_parser("list", help="recent decisions, newest first")
+    listing.add_argument("--since", help="30m, 1h, 7d, 2w or an ISO time (UTC); default: all")
+    listing.add_argument("--user", help="decisions sent by, to, or in the group of this ID")
+    listing.add_argument("--action", help="allow, block, rewrite, withdrawn, ...")
+    listing.add_argument("--text", help="decisions on exactly this text (matched by its sha256)")
+    listing.add_argument("--limit", type=int, default=50)
+    stats = audit_commands.add_parser("stats", help="counts by action, scene and label; top senders and rules")
+    stats.add_argument("--since", default="1d", help="30m, 1h, 7d, 2w or an ISO time (UTC); default 1d")
+    stats.add_argument("--top", type=int, default=10)
+    for sub in (listing, stats):
+        sub.add_argument("--dsn", help="default AUDIT_DSN, else the local store of `make run`")
+        sub.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
+        sub.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
+    listing.set_defaults(run=_audit_list)
+    stats.set_defaults(run=_audit_stats)
 
     args = parser.parse_args(argv)
     return args.run(args)
@@ -68,12 +88,72 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_store(args: argparse.Namespace):
+    from imguard.audit.store import AuditStore
+    from imguard.config import ConfigError, audit_dsn
+
+    load_env_file(args.env_file)
+    try:
+        dsn = audit_dsn(args.dsn or os.environ.get("AUDIT_DSN") or LOCAL_AUDIT_DSN)
+    except ConfigError as exc:
+        raise SystemExit(f"imguard audit: {exc}") from None
+    return AuditStore(dsn)
+
+
+def _audit_read(args: argparse.Namespace, read) -> int:
+    """Run ``read(store, now)``; a store that cannot be reached is one clear line, not a traceback."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    store = _audit_store(args)
+    try:
+        return read(store, datetime.now(timezone.utc).replace(tzinfo=None))
+    except ValueError as exc:
+        print(f"imguard audit: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"imguard audit: cannot read {store.display_name}: {type(exc.orig or exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+
+
+def _audit_list(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from imguard.audit import report
+
+    def read(store, now) -> int:
+        since = report.parse_since(args.since, now) if args.since else None
+        sha = hashlib.sha256(args.text.encode("utf-8")).hexdigest() if args.text else None
+        rows = store.recent(since=since, user=args.user, action=args.action, sha256=sha, limit=args.limit)
+        print(report.as_json(rows) if args.json else report.list_table(rows))
+        return 0
+
+    return _audit_read(args, read)
+
+
+def _audit_stats(args: argparse.Namespace) -> int:
+    from imguard.audit import report
+
+    def read(store, now) -> int:
+        since = report.parse_since(args.since, now)
+        stats = store.stats(since=since, top=args.top)
+        print(report.as_json(dict(stats, since=since)) if args.json else report.stats_text(stats, since))
+        return 0
+
+    return _audit_read(args, read)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from imguard.im.auth import expected_sign
     from imguard.local.gateway import LocalGateway, build_routes
+    from sqlalchemy.engine import make_url
 
     load_env_file(args.env_file)
     os.environ.setdefault("IM_SDKAPPID", LOCAL_SDKAPPID)
+    os.environ.setdefault("AUDIT_DSN", LOCAL_AUDIT_DSN)
     routes = build_routes(args.functions)
     if not routes:
         print(f"no functions found under {args.functions}/*/index.py", file=sys.stderr)
@@ -81,6 +161,8 @@ def _serve(args: argparse.Namespace) -> int:
     server = LocalGateway((args.host, args.port), routes)
     base = f"http://{args.host}:{server.server_address[1]}"
     print(f"imguard serving {len(routes)} function(s) on {base}")
+    audit_url = make_url(os.environ["AUDIT_DSN"]).render_as_string(hide_password=True)
+    print(f"  audit trail: {audit_url}  (read it with: imguard audit list)")
     for path, (name, _) in routes.items():
         print(f"  POST {base}{path}    -> functions/{name}/index.main_handler")
 

@@ -1,0 +1,112 @@
+"""``imguard audit``: the audit trail as readable tables, or JSON for scripts."""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``30m``, ``1h``, ``7d``, ``2w`` back from ``now``, or an ISO date/time (UTC)."""
+    match = _SPAN.match(value)
+    if match:
+        return now - timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2).lower()])
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"--since expects 30m, 1h, 7d, 2w or an ISO time, got {value!r}") from None
+
+
+def why(row: Dict[str, Any]) -> str:
+    """One line saying why: what matched, where, how sure; and whether the fail policy decided."""
+    parts = []
+    for reason in row.get("reasons", []):
+        source, outcome = reason.get("source", "?"), reason.get("outcome", "")
+        if reason.get("rule"):
+            parts.append(f"rule {reason['rule']}")
+        elif outcome in ("error", "timeout"):
+            parts.append(f"{source} {outcome}")
+        elif outcome != "pass" or reason.get("label"):
+            label = "/".join(x for x in (reason.get("label"), reason.get("sub_label")) if x) or outcome
+            text = f"{source}:{label}"
+            if reason.get("score") is not None:
+                text += f"({reason['score']})"
+            if reason.get("field"):
+                text += f" in {reason['field']}"
+            if reason.get("keywords"):
+                text += " " + ",".join(json.dumps(k, ensure_ascii=False) for k in reason["keywords"][:3])
+            parts.append(text)
+    if row.get("degraded"):
+        parts.append(f"fail policy ({row['degraded']})")
+    if row.get("whitelisted"):
+        parts.append("whitelisted")
+    return "; ".join(dict.fromkeys(parts)) or "-"
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "" if value is None else str(value)
+    if _width(text) > width:
+        while text and _width(text) > width - 1:
+            text = text[:-1]
+        text += "…"
+    return text + " " * (width - _width(text))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[int]) -> str:
+    lines = ["  ".join(_cell(h, w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(_cell(v, w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def list_table(rows: List[Dict[str, Any]]) -> str:
+    if not rows:
+        return "no decisions recorded in that window"
+    body = [
+        (
+            row["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            row["action"],
+            row["scene"],
+            row["command"],
+            row["sender"] or "-",
+            row["group_id"] or row["receiver"] or "-",
+            "" if row["latency_ms"] is None else f"{row['latency_ms']:.0f}",
+            why(row),
+        )
+        for row in rows
+    ]
+    headers = ("TIME (UTC)", "ACTION", "SCENE", "COMMAND", "SENDER", "TO", "MS", "WHY")
+    return table(headers, body, (19, 16, 12, 34, 16, 16, 5, 80))
+
+
+def stats_text(stats: Dict[str, Any], since: Optional[datetime]) -> str:
+    window = f"since {since:%Y-%m-%d %H:%M} UTC" if since else "all time"
+    out = [f"{stats['total']} decisions, {window}"]
+    sections = (
+        ("by action", "by_action"),
+        ("by scene", "by_scene"),
+        ("by label (CI, IM cloud audit)", "by_label"),
+        ("top senders (anything not allowed)", "top_senders"),
+        ("top local rules", "top_rules"),
+    )
+    for title, key in sections:
+        out.append("")
+        out.append(title + ":")
+        if not stats[key]:
+            out.append("  -")
+            continue
+        width = min(40, max(_width(str(name)) for name, _ in stats[key]))
+        out += [f"  {_cell(name, width)}  {count:>8}" for name, count in stats[key]]
+    return "\n".join(out)
+
+
+def as_json(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))

@@ -1,0 +1,148 @@
+"""Where decisions go: the JSON log line at once, the SQL store from a background writer.
+
+The callback's answer never waits on the database for longer than AUDIT_WAIT_MS
+(and never past its own deadline). Records the store has not taken by then
+stay queued and are written after the answer; SCF may freeze the instance in
+between, in which case they are written when it thaws. A store that is down
+costs nothing but a counter and a log line per failed batch: the JSON log
+line, written first and always, carries the same record.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Deque, List, Optional
+
+from imguard import logs
+from imguard.audit.record import AuditRecord
+from imguard.config import AuditSettings
+
+MAX_QUEUED = 10_000  # beyond this the oldest queued records are dropped (and counted)
+MAX_BATCH = 200
+MAX_ATTEMPTS = 3  # a batch the store refuses this often is dropped: it would block the queue forever
+BACKOFF_S = (1.0, 5.0, 30.0)
+
+
+class _Ticket:
+    __slots__ = ("record", "attempts", "done")
+
+    def __init__(self, record: AuditRecord):
+        self.record = record
+        self.attempts = 0
+        self.done = threading.Event()
+
+
+class AuditTrail:
+    def __init__(self, store=None, wait_ms: int = 100):
+        self._store = store  # an AuditStore, or None for log-only
+        self._wait_s = wait_ms / 1000
+        self._queue: Deque[_Ticket] = deque()
+        self._cond = threading.Condition()
+        self._writer: Optional[threading.Thread] = None
+        self._retry_at = 0.0
+        self._busy = False  # a batch is out at the store
+        self.written = 0
+        self.failed = 0  # records given up on after MAX_ATTEMPTS
+        self.dropped = 0  # records pushed out of a full queue
+
+    @classmethod
+    def from_settings(cls, audit: AuditSettings) -> "AuditTrail":
+        if not audit.dsn:
+            return cls()
+        from imguard.audit.store import AuditStore  # SQLAlchemy costs cold-start time; only import it when used
+
+        return cls(AuditStore(audit.dsn, audit.store_content), audit.wait_ms)
+
+    @property
+    def store(self):
+        return self._store
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for the store (not counting a batch being written)."""
+        with self._cond:
+            return len(self._queue)
+
+    def record(self, *records: AuditRecord, deadline: Optional[float] = None) -> None:
+        """Log ``records`` and queue them for the store; wait for the store at most AUDIT_WAIT_MS,
+        and not past ``deadline`` (a time.monotonic() value)."""
+        for record in records:
+            logs.emit(record.event, level=record.level, **record.log_fields())
+        if self._store is None or not records:
+            return
+        tickets = [_Ticket(record) for record in records]
+        with self._cond:
+            for ticket in tickets:
+                if len(self._queue) >= MAX_QUEUED:
+                    self._queue.popleft().done.set()
+                    self.dropped += 1
+                    logs.emit("audit.dropped", level="error", dropped_total=self.dropped, queued=len(self._queue))
+                self._queue.append(ticket)
+            self._start_writer()
+            self._cond.notify()
+        limit = time.monotonic() + self._wait_s
+        if deadline is not None:
+            limit = min(limit, deadline)
+        # Batches are written in queue order, so the last ticket done means all are.
+        tickets[-1].done.wait(max(0.0, limit - time.monotonic()))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued has been written or given up on (for the CLI and tests)."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def _start_writer(self) -> None:
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(target=self._run, name="imguard-audit", daemon=True)
+            self._writer.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                pause = self._retry_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            with self._cond:
+                batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+                self._busy = True
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _write(self, batch: List[_Ticket]) -> None:
+        try:
+            self._store.write([t.record for t in batch])
+        except Exception as exc:  # the store's trouble is never the callback's
+            self._failed(batch, exc)
+            return
+        self._retry_at = 0.0
+        self.written += len(batch)
+        for ticket in batch:
+            ticket.done.set()
+
+    def _failed(self, batch: List[_Ticket], exc: Exception) -> None:
+        retry, given_up = [], []
+        for ticket in batch:
+            ticket.attempts += 1
+            (given_up if ticket.attempts >= MAX_ATTEMPTS else retry).append(ticket)
+            ticket.done.set()  # nobody waits on a store that is failing
+        self.failed += len(given_up)
+        attempt = min(t.attempts for t in batch)
+        self._retry_at = time.monotonic() + BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1]
+        with self._cond:
+            self._queue.extendleft(reversed(retry))
+        logs.failure("audit.store_failed", exc, store=self._store.display_name, batch=len(batch),
+                     retrying=len(retry), failed_total=self.failed, dropped_total=self.dropped)
+
