@@ -64,7 +64,13 @@ VARIABLES: Dict[str, Variable] = {
         Variable("VERIFY_WITH_QUERY", "true", "audio_result re-reads the verdict from CI by JobId instead of trusting the posted body"),
         Variable("IM_API_BASE", "https://console.tim.qq.com", "IM REST API host of your app's data centre"),
         Variable("IM_ADMIN_IDENTIFIER", "administrator", "IM app admin account the REST calls are made as"),
-        Variable("IM_SECRET_KEY", "", "IM app secret key (for UserSig); required by audio_result"),
+        Variable("IM_SECRET_KEY", "", "IM app secret key (for UserSig); required by audio_result and PROFILE_REMEDIATE"),
+        Variable("FRIEND_REJECT_CODE", "38000", "ResultCode for a denied friend request (38000..39000)"),
+        Variable("PROFILE_REMEDIATE", "false", "overwrite a violating nickname, signature or group field through the IM REST API"),
+        Variable("PROFILE_PLACEHOLDER", "***", "what a violating profile or group field is overwritten with"),
+        Variable("AUDIT_DSN", "", "SQL store for the audit trail (sqlite:///path, postgresql://..., mysql://...); unset keeps only the log"),
+        Variable("AUDIT_STORE_CONTENT", "false", "keep the judged text and URLs in clear in the SQL store"),
+        Variable("AUDIT_WAIT_MS", "100", "longest an answer waits for its audit record to be stored (0..1000); the rest is written after"),
     )
 }
 
@@ -145,13 +151,26 @@ class ReviewSettings:
     signing_key: str = field(default="", repr=False)
     file_review: bool = False
     verify_with_query: bool = True
-    im_api_base: str = "https://console.tim.qq.com"
-    im_admin: str = "administrator"
-    im_secret_key: str = field(default="", repr=False)
 
     @property
     def enabled(self) -> bool:
         return self.callback_url is not None
+
+
+@dataclass(frozen=True)
+class ImApiSettings:
+    """How to call the IM REST API (withdrawals, profile and group remediation)."""
+
+    base_url: str = "https://console.tim.qq.com"
+    admin: str = "administrator"
+    secret_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    dsn: Optional[str] = field(default=None, repr=False)  # may hold a database password
+    store_content: bool = False
+    wait_ms: int = 100
 
 
 @dataclass(frozen=True)
@@ -172,8 +191,13 @@ class Settings:
     rules_path: Optional[str] = None
     rules_url: Optional[str] = None
     rules_refresh_s: int = 60
+    friend_reject_code: int = 38000
+    profile_remediate: bool = False
+    profile_placeholder: str = "***"
     cos: CosSettings = CosSettings()
     review: ReviewSettings = ReviewSettings()
+    im_api: ImApiSettings = ImApiSettings()
+    audit: AuditSettings = AuditSettings()
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -184,6 +208,14 @@ class Settings:
         cos, review = _cos_settings(env), _review_settings(env)
         if review.enabled and not cos.enabled:
             raise ConfigError("COS_BUCKET", "required with RESULT_CALLBACK_URL: CI reviews the audio and video")
+        im_api = ImApiSettings(
+            base_url=env.url("IM_API_BASE") or ImApiSettings.base_url,
+            admin=env.str("IM_ADMIN_IDENTIFIER", ImApiSettings.admin),
+            secret_key=env.str("IM_SECRET_KEY"),
+        )
+        profile_remediate = env.bool("PROFILE_REMEDIATE", False)
+        if profile_remediate and not im_api.secret_key:
+            raise ConfigError("IM_SECRET_KEY", "required with PROFILE_REMEDIATE=true: the REST API needs a UserSig")
         return cls(
             sdk_app_id=sdk_app_id,
             callback_token=env.opt("IM_CALLBACK_TOKEN"),
@@ -202,8 +234,17 @@ class Settings:
             rules_path=env.opt("RULES_PATH"),
             rules_url=env.url("RULES_URL"),
             rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
+            friend_reject_code=env.int("FRIEND_REJECT_CODE", 38000, FRIEND_DENY_CODES),
+            profile_remediate=profile_remediate,
+            profile_placeholder=env.str("PROFILE_PLACEHOLDER", cls.profile_placeholder),
             cos=cos,
             review=review,
+            im_api=im_api,
+            audit=AuditSettings(
+                dsn=audit_dsn(env.opt("AUDIT_DSN")),
+                store_content=env.bool("AUDIT_STORE_CONTENT", False),
+                wait_ms=env.int("AUDIT_WAIT_MS", 100, range(0, 1001)),
+            ),
         )
 
     def require(self, *names: str) -> "Settings":
@@ -211,7 +252,7 @@ class Settings:
         present = {
             "COS_BUCKET": self.cos.enabled,
             "JOB_SIGNING_KEY": bool(self.review.signing_key),
-            "IM_SECRET_KEY": bool(self.review.im_secret_key),
+            "IM_SECRET_KEY": bool(self.im_api.secret_key),
         }
         for name in names:
             if not present[name]:
@@ -261,7 +302,29 @@ def _review_settings(env: _Env) -> ReviewSettings:
         signing_key=signing_key,
         file_review=env.bool("FILE_REVIEW", False),
         verify_with_query=env.bool("VERIFY_WITH_QUERY", True),
-        im_api_base=env.url("IM_API_BASE") or ReviewSettings.im_api_base,
-        im_admin=env.str("IM_ADMIN_IDENTIFIER", ReviewSettings.im_admin),
-        im_secret_key=env.str("IM_SECRET_KEY"),
     )
+
+
+# Driverless schemes get the drivers imguard ships (psycopg 3, PyMySQL), not SQLAlchemy's defaults.
+_DSN_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mysql+pymysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mariadb+pymysql": "mysql+pymysql",
+}
+
+
+def audit_dsn(dsn: Optional[str]) -> Optional[str]:
+    """AUDIT_DSN with imguard's driver named, or ConfigError (which never quotes the value)."""
+    if not dsn:
+        return None
+    scheme, sep, rest = dsn.partition("://")
+    driver = _DSN_DRIVERS.get(scheme.lower())
+    if not sep or driver is None or not rest:
+        # Never echo the value: it may carry a password.
+        raise ConfigError("AUDIT_DSN", "expected sqlite:///path, postgresql://user@host/db or mysql://user@host/db")
+    return f"{driver}://{rest}"

@@ -10,12 +10,13 @@ import time
 from typing import Any, Dict, Mapping, Optional
 
 from imguard import logs
+from imguard.audit.record import AuditRecord
+from imguard.audit.trail import AuditTrail
 from imguard.config import Settings
 from imguard.http import HttpRequest, ServiceUnavailable, Unauthorized
 from imguard.http.boundary import serve
 from imguard.http.errors import HttpError
-from imguard.im.rest import ImRestClient, WithdrawResult
-from imguard.im.usersig import UserSigCache
+from imguard.im.rest import ImRestClient, RestResult
 from imguard.moderation.ci import CiClient, CiError, JobResult
 from imguard.moderation.verdict import Outcome
 from imguard.review.ci_callback import CiCallback
@@ -34,18 +35,14 @@ class WithdrawFailed(HttpError):
 
 
 class AudioResultApp:
-    def __init__(self, settings: Settings, ci: Optional[CiClient] = None, im: Optional[ImRestClient] = None):
-        review = settings.review
+    def __init__(self, settings: Settings, ci: Optional[CiClient] = None, im: Optional[ImRestClient] = None,
+                 trail: Optional[AuditTrail] = None):
         self.settings = settings
         if ci is None and settings.cos.enabled:
             ci = CiClient(settings.cos, timeout_s=5.0)
         self.ci = ci
-        self.im = im or ImRestClient(
-            review.im_api_base,
-            settings.sdk_app_id,
-            review.im_admin,
-            UserSigCache(settings.sdk_app_id, review.im_secret_key, review.im_admin),
-        )
+        self.im = im or ImRestClient.from_settings(settings)
+        self.trail = trail or AuditTrail.from_settings(settings.audit)
 
     def __call__(self, event: Any, context: Any) -> Dict[str, Any]:
         return serve(event, context, self.route)
@@ -73,19 +70,28 @@ class AudioResultApp:
         should_withdraw = outcome is Outcome.BLOCK or (
             outcome is Outcome.SUSPICIOUS and self.settings.suspicious_action == "block"
         )
+        reason = {"source": "ci", "check": ref.kind, "outcome": outcome.value, "label": job.label or None,
+                  "score": job.score}
+        audit = dict(request_id=request.request_id, function="audio_result", command=f"CI.{ref.kind}_review",
+                     scene=ref.scene, sender=ref.sender, receiver=ref.receiver, group_id=ref.group_id,
+                     msg_key=ref.msg_key, msg_seq=ref.msg_seq if ref.scene == "group" else None,
+                     content_types=[ref.kind], reasons=[{k: v for k, v in reason.items() if v is not None}])
+        details = dict(version=callback.version, job_id=job.job_id, result=job.result)
         if not should_withdraw:
             action = "kept" if outcome is Outcome.SUSPICIOUS else "passed"
-            logs.emit("review.decided", action=action, result=job.result, label=job.label or None,
-                      latency_ms=_ms_since(started), **log)
+            self.trail.record(AuditRecord("review.decided", action=action, latency_ms=_ms_since(started),
+                                          details=details, **audit))
             return 200, {"status": action, "job_id": job.job_id}
 
         result = self._withdraw(ref, deadline)
-        fields = dict(action=result.status, result=job.result, label=job.label or None, score=job.score,
-                      im_error_code=result.error_code, attempts=result.attempts, latency_ms=_ms_since(started), **log)
+        details.update(im_error_code=result.error_code, attempts=result.attempts)
         if not result.done:
-            logs.emit("review.withdraw_failed", level="error", detail=result.detail, **fields)
+            self.trail.record(AuditRecord("review.withdraw_failed", action="withdraw_failed", level="error",
+                                          latency_ms=_ms_since(started), details=dict(details, detail=result.detail),
+                                          **audit))
             raise WithdrawFailed("IM did not withdraw the message", im_error_code=result.error_code)
-        logs.emit("review.withdrawn", **fields)
+        self.trail.record(AuditRecord("review.withdrawn", action=result.status, latency_ms=_ms_since(started),
+                                      details=details, **audit))
         return 200, {"status": result.status, "job_id": job.job_id}
 
     def _authoritative(self, callback: CiCallback, ref: JobRef, log: Mapping[str, Any]) -> JobResult:
@@ -104,7 +110,7 @@ class AudioResultApp:
             raise Unauthorized("JobId and DataId do not belong together")
         return queried
 
-    def _withdraw(self, ref: JobRef, deadline: float) -> WithdrawResult:
+    def _withdraw(self, ref: JobRef, deadline: float) -> RestResult:
         if ref.scene == "group":
             return self.im.recall_group(ref.group_id, ref.msg_seq, ref.topic_id, deadline)
         return self.im.withdraw_c2c(ref.sender, ref.receiver, ref.msg_key, deadline)

@@ -1,55 +1,62 @@
-"""The im_callback function: IM's third-party callback, answered within the deadline."""
+"""The im_callback function: IM's third-party callbacks, answered within the deadline."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from imguard import logs
+from imguard.audit.trail import AuditTrail
 from imguard.config import ConfigError, Settings
+from imguard.handlers.cloud_audit import CloudAuditHandlers
+from imguard.handlers.context import Call, Services
+from imguard.handlers.fields import FieldHandlers
+from imguard.handlers.messages import MessageHandlers
 from imguard.http import HttpRequest
 from imguard.http.boundary import serve
 from imguard.im import answers
 from imguard.im.auth import authenticate
-from imguard.im.callbacks import Command, MessageCallback
-from imguard.im.messages import MessageContent, extract, rewritten
+from imguard.im.callbacks import Command
+from imguard.im.rest import ImRestClient
 from imguard.moderation.ci import CiClient
-from imguard.moderation.moderator import Judgement, Moderator
-from imguard.moderation.policy import ALLOW, BLOCK, REWRITE, Decision
+from imguard.moderation.moderator import Moderator
 from imguard.review.submit import MediaSubmitter
 from imguard.rules.ruleset import RulesError
 from imguard.rules.source import RulesSource, load_file
 
 Answer = Dict[str, Any]
+Handler = Callable[[Call, Mapping[str, Any]], Answer]
 
-
-@dataclass(frozen=True)
-class Call:
-    """What every handler needs to know about the request it serves."""
-
-    request_id: str
-    command: str
-    started: float  # time.monotonic() when the request arrived
-    deadline: float  # time.monotonic() by which the answer must leave
-
-    def elapsed_ms(self) -> float:
-        return round((time.monotonic() - self.started) * 1000, 1)
+# SCF kills the invocation at its time limit; answer before that whatever is still running.
+TIME_LIMIT_MARGIN_S = 0.5
+DEFAULT_TIME_LIMIT_S = 3.0
 
 
 class ImCallbackApp:
-    def __init__(self, settings: Settings, ci: Optional[CiClient] = None):
+    def __init__(self, settings: Settings, ci: Optional[CiClient] = None, trail: Optional[AuditTrail] = None):
         self.settings = settings
         if ci is None and settings.cos.enabled:
             # Slow calls are abandoned at the deadline anyway; this bounds the thread they hold.
             ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000)
-        self.moderator = Moderator(settings, ci)
-        self.rules = _rules_source(settings)
-        self.submitter = MediaSubmitter(settings.review, ci) if settings.review.enabled and ci else None
-        self._handlers: Mapping[str, Callable[[Call, Mapping[str, Any]], Answer]] = {
-            Command.C2C_BEFORE_SEND: self.before_send,
-            Command.GROUP_BEFORE_SEND: self.before_send,
+        self.services = Services(
+            settings=settings,
+            moderator=Moderator(settings, ci),
+            rules=_rules_source(settings),
+            trail=trail or AuditTrail.from_settings(settings.audit),
+            submitter=MediaSubmitter(settings.review, ci) if settings.review.enabled and ci else None,
+            im=ImRestClient.from_settings(settings) if settings.profile_remediate else None,
+        )
+        messages = MessageHandlers(self.services)
+        fields = FieldHandlers(self.services)
+        self._handlers: Mapping[str, Handler] = {
+            Command.C2C_BEFORE_SEND: messages.before_send,
+            Command.GROUP_BEFORE_SEND: messages.before_send,
             # Group before-send has no MsgSeq, and recall needs one: group media waits for after-send.
-            Command.GROUP_AFTER_SEND: self.group_after_send,
+            Command.GROUP_AFTER_SEND: messages.group_after_send,
+            Command.FRIEND_ADD: fields.friend_add,
+            Command.CREATE_GROUP: fields.create_group,
+            Command.GROUP_INFO_CHANGED: fields.group_info_changed,
+            Command.PORTRAIT_SET: fields.portrait_set,
+            Command.CLOUD_AUDIT_RESULT: CloudAuditHandlers(self.services).result_notify,
         }
 
     def __call__(self, event: Any, context: Any) -> Dict[str, Any]:
@@ -60,84 +67,19 @@ class ImCallbackApp:
         settings = self.settings
         authenticate(request, settings.sdk_app_id, settings.callback_token, settings.max_skew_s)
         body = request.json_object()
+        time_limit_s = (request.time_limit_ms or DEFAULT_TIME_LIMIT_S * 1000) / 1000
         call = Call(
             request_id=request.request_id,
             command=request.query("CallbackCommand"),
             started=started,
             deadline=started + settings.deadline_ms / 1000,
+            time_limit=started + max(time_limit_s - TIME_LIMIT_MARGIN_S, settings.deadline_ms / 1000),
         )
         handler = self._handlers.get(call.command)
         if handler is None:
             logs.emit("callback.acknowledged", request_id=call.request_id, command=call.command)
             return 200, answers.acknowledge()
         return 200, handler(call, body)
-
-    def before_send(self, call: Call, body: Mapping[str, Any]) -> Answer:
-        message = MessageCallback.from_body(call.command, body)
-        content = extract(message.msg_body)
-        if message.sender in self.settings.whitelist_users:
-            judgement = Judgement(Decision(ALLOW), [])
-            whitelisted = True
-        else:
-            judgement = self.moderator.judge(content, call.deadline, self.rules.current())
-            whitelisted = False
-        decision = judgement.decision
-        if decision.action == BLOCK:
-            answer = answers.reject(message.scene, self.settings)
-        elif decision.action == REWRITE:
-            answer = answers.allow(rewritten(message.msg_body, judgement.replacements))
-        else:
-            answer = answers.allow()
-        review = None
-        if message.scene == "c2c" and decision.action != BLOCK:
-            review = self._submit_media(call, message, content)
-        logs.emit(
-            "callback.moderated",
-            level="warning" if decision.degraded else "info",
-            request_id=call.request_id,
-            command=call.command,
-            scene=message.scene,
-            sender=message.sender,
-            target=message.target,
-            msg_key=message.msg_key or None,
-            types=content.types,
-            text=logs.fingerprint(content.joined_text()),
-            images=len(content.images),
-            action=decision.action,
-            degraded=decision.degraded or None,
-            fail_mode=self.settings.fail_mode if decision.degraded else None,
-            whitelisted=whitelisted or None,
-            error_code=answer["ErrorCode"],
-            reasons=judgement.reasons(),
-            checks={v.check: v.latency_ms for v in judgement.verdicts if v.latency_ms is not None},
-            review=review,
-            latency_ms=call.elapsed_ms(),
-        )
-        return answer
-
-    def group_after_send(self, call: Call, body: Mapping[str, Any]) -> Answer:
-        message = MessageCallback.from_body(call.command, body)
-        content = extract(message.msg_body)
-        review = self._submit_media(call, message, content)
-        logs.emit(
-            "callback.acknowledged",
-            request_id=call.request_id,
-            command=call.command,
-            sender=message.sender,
-            target=message.target,
-            msg_seq=message.msg_seq,
-            review=review,
-            latency_ms=call.elapsed_ms(),
-        )
-        return answers.acknowledge()
-
-    def _submit_media(self, call: Call, message: MessageCallback, content: MessageContent) -> Optional[list]:
-        if self.submitter is None or not content.media or message.sender in self.settings.whitelist_users:
-            return None
-        if message.scene == "group" and message.msg_seq is None:
-            logs.emit("review.skipped", level="warning", request_id=call.request_id, reason="no MsgSeq to recall by")
-            return None
-        return self.submitter.submit(message, content.media, call.request_id, call.deadline) or None
 
 
 def _rules_source(settings: Settings) -> RulesSource:

@@ -1,7 +1,7 @@
-"""Answers IM understands (im-callback-protocol.md §3)."""
+"""Answers IM understands (im-callback-protocol.md §2.5, §3)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from imguard.config import Settings
 
@@ -23,11 +23,32 @@ def allow(msg_body: Optional[List[Any]] = None) -> Dict[str, Any]:
     return answer
 
 
+def _refusal(code: int, settings: Settings) -> Dict[str, Any]:
+    return {"ActionStatus": "OK", "ErrorCode": code, "ErrorInfo": settings.reject_error_info}
+
+
 def reject(scene: str, settings: Settings) -> Dict[str, Any]:
     """Refuse a message in the way the operator configured."""
     if settings.block_action == "silent":
         return {"ActionStatus": "OK", "ErrorCode": SILENT_DROP_CODE, "ErrorInfo": ""}
     custom = settings.group_reject_error_code if scene == "group" else settings.reject_error_code
-    if custom is not None:
-        return {"ActionStatus": "OK", "ErrorCode": custom, "ErrorInfo": settings.reject_error_info}
-    return {"ActionStatus": "OK", "ErrorCode": REJECT_CODE, "ErrorInfo": settings.reject_error_info}
+    return _refusal(custom if custom is not None else REJECT_CODE, settings)
+
+
+def deny_group_creation(settings: Settings) -> Dict[str, Any]:
+    """Creating a group has no silent drop: 1 (the caller sees 10016) or the custom group code."""
+    custom = settings.group_reject_error_code
+    return _refusal(custom if custom is not None else REJECT_CODE, settings)
+
+
+def friend_results(results: Sequence[Tuple[str, bool]], settings: Settings) -> Dict[str, Any]:
+    """One ResultItem per (To_Account, denied). A top-level error would let every request through."""
+    items = [
+        {
+            "To_Account": account,
+            "ResultCode": settings.friend_reject_code if denied else 0,
+            "ResultInfo": settings.reject_error_info if denied else "",
+        }
+        for account, denied in results
+    ]
+    return dict(OK, ResultItem=items)

@@ -14,6 +14,11 @@ class Command:
     C2C_AFTER_SEND = "C2C.CallbackAfterSendMsg"
     GROUP_BEFORE_SEND = "Group.CallbackBeforeSendMsg"
     GROUP_AFTER_SEND = "Group.CallbackAfterSendMsg"
+    FRIEND_ADD = "Sns.CallbackPrevFriendAdd"
+    CREATE_GROUP = "Group.CallbackBeforeCreateGroup"
+    GROUP_INFO_CHANGED = "Group.CallbackAfterGroupInfoChanged"
+    PORTRAIT_SET = "Profile.CallbackPortraitSet"
+    CLOUD_AUDIT_RESULT = "ContentCallback.ResultNotify"  # the body has no CallbackCommand: the query names it
 
 
 def text(value: Any) -> str:

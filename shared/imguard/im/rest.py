@@ -1,4 +1,5 @@
-"""IM REST API: withdrawing C2C messages and recalling group messages (im-callback-protocol.md §5)."""
+"""IM REST API: withdrawing and recalling messages (im-callback-protocol.md §5), and overwriting
+profile and group fields that failed moderation after the fact."""
 from __future__ import annotations
 
 import random
@@ -8,9 +9,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import requests
 
+from imguard.config import Settings
 from imguard.im.usersig import UserSigCache
 
 WITHDRAWN = "withdrawn"
+UPDATED = "updated"
 ALREADY_WITHDRAWN = "already_withdrawn"
 NOT_FOUND = "not_found"
 FAILED = "failed"
@@ -26,21 +29,21 @@ READ_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
-class WithdrawResult:
-    status: str  # withdrawn, already_withdrawn, not_found or failed
+class RestResult:
+    status: str  # withdrawn, updated, already_withdrawn, not_found or failed
     error_code: Optional[int] = None
     attempts: int = 1
     detail: str = ""
 
     @property
     def done(self) -> bool:
-        """Nothing left to do: the message is gone, one way or another."""
+        """Nothing left to do: the message is gone (or the field overwritten), one way or another."""
         return self.status != FAILED
 
 
-def _classify(code: Any, not_found_code: int) -> str:
+def _classify(code: Any, not_found_code: Optional[int], success: str = WITHDRAWN) -> str:
     if code == 0:
-        return WITHDRAWN
+        return success
     if code == 20023:
         return ALREADY_WITHDRAWN
     if code == not_found_code:
@@ -55,6 +58,11 @@ def _classify(code: Any, not_found_code: int) -> str:
 def _c2c_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
     code = answer.get("ErrorCode")
     return _classify(code, 20022), code
+
+
+def _update_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
+    code = answer.get("ErrorCode")
+    return _classify(code, None, success=UPDATED), code
 
 
 def _group_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
@@ -93,17 +101,31 @@ class ImRestClient:
         self._session = session or requests.Session()
         self._sleep = sleep
 
-    def withdraw_c2c(self, sender: str, receiver: str, msg_key: str, deadline: float) -> WithdrawResult:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ImRestClient":
+        api = settings.im_api
+        return cls(api.base_url, settings.sdk_app_id, api.admin,
+                   UserSigCache(settings.sdk_app_id, api.secret_key, api.admin))
+
+    def withdraw_c2c(self, sender: str, receiver: str, msg_key: str, deadline: float) -> RestResult:
         body = {"From_Account": sender, "To_Account": receiver, "MsgKey": msg_key}
         return self._call("v4/openim/admin_msgwithdraw", body, _c2c_outcome, deadline)
 
-    def recall_group(self, group_id: str, msg_seq: int, topic_id: str, deadline: float) -> WithdrawResult:
+    def recall_group(self, group_id: str, msg_seq: int, topic_id: str, deadline: float) -> RestResult:
         body: Dict[str, Any] = {"GroupId": group_id, "MsgSeqList": [{"MsgSeq": msg_seq}]}
         if topic_id:
             body["TopicId"] = topic_id
         return self._call("v4/group_open_http_svc/group_msg_recall", body, _group_outcome, deadline)
 
-    def _call(self, path: str, body: Mapping[str, Any], outcome_of, deadline: float) -> WithdrawResult:
+    def set_profile(self, account: str, items: Mapping[str, str], deadline: float) -> RestResult:
+        body = {"From_Account": account, "ProfileItem": [{"Tag": tag, "Value": value} for tag, value in items.items()]}
+        return self._call("v4/profile/portrait_set", body, _update_outcome, deadline)
+
+    def modify_group(self, group_id: str, fields: Mapping[str, str], deadline: float) -> RestResult:
+        body = {"GroupId": group_id, **fields}
+        return self._call("v4/group_open_http_svc/modify_group_base_info", body, _update_outcome, deadline)
+
+    def _call(self, path: str, body: Mapping[str, Any], outcome_of, deadline: float) -> RestResult:
         """POST until the answer is final or ``deadline`` (time.monotonic()) is near.
         A UserSig complaint gets one new signature; transient trouble gets backoff."""
         attempts, pause, new_sig_tried = 0, 0.25, False
@@ -112,14 +134,14 @@ class ImRestClient:
         while True:
             attempts += 1
             status, last_code, detail = self._attempt(path, body, outcome_of, deadline)
-            if status in (WITHDRAWN, ALREADY_WITHDRAWN, NOT_FOUND):
-                return WithdrawResult(status, last_code, attempts)
+            if status in (WITHDRAWN, UPDATED, ALREADY_WITHDRAWN, NOT_FOUND):
+                return RestResult(status, last_code, attempts)
             if status == _NEW_SIG and not new_sig_tried:
                 new_sig_tried = True
                 self._usersig.invalidate()
                 continue
             if status != _RETRY or time.monotonic() + pause + 1.0 > deadline:
-                return WithdrawResult(FAILED, last_code, attempts, detail)
+                return RestResult(FAILED, last_code, attempts, detail)
             self._sleep(pause + random.uniform(0, pause / 2))
             pause = min(pause * 2, 4.0)
 
@@ -151,4 +173,4 @@ class ImRestClient:
             return _RETRY, None, "answer is not a JSON object"
         status, code = outcome_of(answer)
         info = answer.get("ErrorInfo")
-        return status, code, f"ErrorCode {code}: {info}" if status != WITHDRAWN else ""
+        return status, code, f"ErrorCode {code}: {info}" if status not in (WITHDRAWN, UPDATED) else ""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from imguard.config import Settings
 from imguard.im.messages import MessageContent, Path
@@ -26,8 +26,19 @@ class Judgement:
     replacements: Dict[Path, str] = field(default_factory=dict)  # masked texts, by where they live
 
     def reasons(self) -> List[dict]:
-        """Verdicts worth explaining: everything that did not simply pass (a rewrite passes, with a label)."""
-        return [v.as_reason() for v in self.verdicts if v.outcome is not Outcome.PASS or v.label]
+        """Verdicts worth explaining: everything that did not pass, and local rules that rewrote
+        (CI labels every pass "Normal", which explains nothing)."""
+        return [v.as_reason() for v in self.verdicts
+                if v.outcome is not Outcome.PASS or (v.source == "rules" and v.label)]
+
+
+@dataclass
+class _Plan:
+    """One content's judgement before CI has answered."""
+
+    verdicts: List[Verdict]
+    replacements: Dict[Path, str]
+    checks: List[Check]
 
 
 class Moderator:
@@ -36,6 +47,18 @@ class Moderator:
         self._ci = ci
 
     def judge(self, content: MessageContent, deadline: float, rules: RuleSet) -> Judgement:
+        [judgement] = self.judge_all([content], deadline, rules)
+        return judgement
+
+    def judge_all(self, contents: Sequence[MessageContent], deadline: float, rules: RuleSet) -> List[Judgement]:
+        """Judge several contents at once (friend requests, profile fields): their CI checks share
+        one fan-out and one deadline, and one content's violation does not cut the others short."""
+        plans = [self._plan(content, rules) for content in contents]
+        answers = iter(run_checks([c for plan in plans for c in plan.checks], deadline,
+                                  stop_at_block=len(plans) == 1))
+        return [self._finish(plan, [next(answers) for _ in plan.checks]) for plan in plans]
+
+    def _plan(self, content: MessageContent, rules: RuleSet) -> _Plan:
         verdicts: List[Verdict] = []
         if content.truncated:
             verdicts.append(Verdict(Outcome.ERROR, "imguard", "body", detail="message too large or nested too deep"))
@@ -45,16 +68,20 @@ class Moderator:
             verdict, replacements = self._local_rules(content, rules)
             verdicts.append(verdict)
             if verdict.outcome is Outcome.BLOCK:
-                return Judgement(Decision(BLOCK), verdicts)
+                return _Plan(verdicts, {}, [])
             texts = [replacements.get(piece.path, piece.text) for piece in content.texts]
+        checks: List[Check] = []
         if self._ci is not None:
             checks, unchecked = self._ci_checks("\n".join(texts), content.images)
             verdicts.extend(unchecked)
-            verdicts.extend(run_checks(checks, deadline))
+        return _Plan(verdicts, replacements, checks)
+
+    def _finish(self, plan: _Plan, ci_verdicts: List[Verdict]) -> Judgement:
+        verdicts = plan.verdicts + ci_verdicts
         decision = decide(verdicts, self._settings.suspicious_action, self._settings.fail_mode)
-        if replacements and decision.action != BLOCK:
+        if plan.replacements and decision.action != BLOCK:
             decision = Decision(REWRITE, decision.degraded)
-        return Judgement(decision, verdicts, replacements)
+        return Judgement(decision, verdicts, plan.replacements if decision.action != BLOCK else {})
 
     @staticmethod
     def _local_rules(content: MessageContent, rules: RuleSet) -> Tuple[Verdict, Dict[Path, str]]:

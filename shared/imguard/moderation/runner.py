@@ -30,9 +30,9 @@ def background(task: Callable[[], None]) -> Future:
     return _POOL.submit(task)
 
 
-def run_checks(checks: List[Check], deadline: float) -> List[Verdict]:
+def run_checks(checks: List[Check], deadline: float, stop_at_block: bool = True) -> List[Verdict]:
     """Verdicts in ``checks`` order. Stops waiting at ``deadline`` (a time.monotonic()
-    value) or at the first BLOCK, since nothing can unblock a message."""
+    value) or, with ``stop_at_block``, at the first BLOCK, since nothing can unblock a message."""
     futures: Dict[Future, Check] = {_POOL.submit(check.run): check for check in checks}
     pending = set(futures)
     results: Dict[Future, Verdict] = {}
@@ -43,9 +43,9 @@ def run_checks(checks: List[Check], deadline: float) -> List[Verdict]:
         done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
         for future in done:
             results[future] = _result(future, futures[future])
-        if any(v.outcome is Outcome.BLOCK for v in results.values()):
+        if stop_at_block and any(v.outcome is Outcome.BLOCK for v in results.values()):
             break
-    blocked = any(v.outcome is Outcome.BLOCK for v in results.values())
+    blocked = stop_at_block and any(v.outcome is Outcome.BLOCK for v in results.values())
     verdicts = []
     for future, check in futures.items():
         if future in results:

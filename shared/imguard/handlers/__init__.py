@@ -1,0 +1,1 @@
+"""im_callback's handlers, one module per family of IM callbacks."""

@@ -1,0 +1,60 @@
+"""What every im_callback handler is given: the request it serves and the services it may use."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from imguard.audit.record import AuditRecord
+from imguard.audit.trail import AuditTrail
+from imguard.config import Settings
+from imguard.im.rest import ImRestClient
+from imguard.moderation.moderator import Judgement, Moderator
+from imguard.moderation.policy import ALLOW, BLOCK, REWRITE, Decision
+from imguard.review.submit import MediaSubmitter
+from imguard.rules.source import RulesSource
+
+
+@dataclass(frozen=True)
+class Call:
+    request_id: str
+    command: str
+    started: float  # time.monotonic() when the request arrived
+    deadline: float  # time.monotonic() by which IM's answer must leave
+    time_limit: float  # time.monotonic() after which SCF kills the invocation
+
+    def elapsed_ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 1)
+
+    def audit(self, event: str, scene: str, action: str, **fields: Any) -> AuditRecord:
+        return AuditRecord(event=event, request_id=self.request_id, function="im_callback", command=self.command,
+                           scene=scene, action=action, latency_ms=self.elapsed_ms(), **fields)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built once per warm instance and shared by every handler."""
+
+    settings: Settings
+    moderator: Moderator
+    rules: RulesSource
+    trail: AuditTrail
+    submitter: Optional[MediaSubmitter] = None
+    im: Optional[ImRestClient] = None  # only with PROFILE_REMEDIATE
+
+    def whitelisted(self, user: str) -> bool:
+        return user in self.settings.whitelist_users
+
+    def judge(self, call: Call, actor: str, contents: Sequence) -> Sequence[Judgement]:
+        """Whitelist, then local rules, then CI, for each content, under the call's deadline."""
+        if self.whitelisted(actor):
+            return [Judgement(Decision(ALLOW)) for _ in contents]
+        return self.moderator.judge_all(contents, call.deadline, self.rules.current())
+
+
+def overall(judgements: Sequence[Judgement]) -> Decision:
+    """The worst of several decisions: block over rewrite over allow; degraded if any was."""
+    actions = {j.decision.action for j in judgements}
+    action = BLOCK if BLOCK in actions else REWRITE if REWRITE in actions else ALLOW
+    degraded = next((j.decision.degraded for j in judgements if j.decision.degraded), "")
+    return Decision(action, degraded)

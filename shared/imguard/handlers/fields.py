@@ -1,0 +1,143 @@
+"""Friend requests, group names and profiles: the user text IM carries outside messages.
+
+Friend requests and group creation can be refused before they happen. Profile
+and group-info changes are reported after the fact, so a violation is recorded
+and, with PROFILE_REMEDIATE=true, the field is overwritten through the REST API.
+Neither a friend request nor a new group's name can be rewritten in the answer,
+so there a replace rule's match refuses instead.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from imguard.audit.record import AuditRecord
+from imguard.handlers.context import Call, Services, overall
+from imguard.im import answers
+from imguard.im.fields import FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
+from imguard.im.rest import RestResult
+from imguard.moderation.moderator import Judgement
+from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
+
+Answer = Dict[str, Any]
+
+# IM does not wait for after-callbacks' answers in any way that matters; remediation gets this long.
+REMEDIATE_BUDGET_S = 3.0
+
+
+class FieldHandlers:
+    def __init__(self, services: Services):
+        self.services = services
+
+    def friend_add(self, call: Call, body: Mapping[str, Any]) -> Answer:
+        callback = FriendAddCallback.from_body(body)
+        # Adding many friends with one wording is common: judge each distinct wording once.
+        distinct = list(dict.fromkeys(request.fields for request in callback.requests))
+        judged = dict(zip(distinct, self._judge(call, callback.sender, distinct)))
+        results: List[Tuple[str, bool]] = []
+        records = []
+        for request in callback.requests:
+            judgement = judged[request.fields]
+            denied = judgement.decision.action != ALLOW
+            results.append((request.to_account, denied))
+            records.append(self._audit(call, "friend", BLOCK if denied else ALLOW,
+                                       [(request.fields, judgement)], callback.sender, receiver=request.to_account,
+                                       details=dict(requester=_other(callback.requester, callback.sender),
+                                                    result_code=self.services.settings.friend_reject_code if denied else 0)))
+        self.services.trail.record(*records, deadline=call.deadline)
+        return answers.friend_results(results, self.services.settings)
+
+    def create_group(self, call: Call, body: Mapping[str, Any]) -> Answer:
+        group = GroupCallback.from_body(body)
+        judgements = self._judge(call, group.operator, [(f,) for f in group.fields])
+        denied = overall(judgements).action != ALLOW
+        answer = answers.deny_group_creation(self.services.settings) if denied else answers.acknowledge()
+        record = self._audit(call, "group_create", BLOCK if denied else ALLOW,
+                             [((f,), j) for f, j in zip(group.fields, judgements)], group.operator,
+                             details=dict(owner=_other(group.owner, group.operator), group_type=group.group_type,
+                                          error_code=answer["ErrorCode"]))
+        self.services.trail.record(record, deadline=call.deadline)
+        return answer
+
+    def group_info_changed(self, call: Call, body: Mapping[str, Any]) -> Answer:
+        group = GroupCallback.from_body(body)
+        return self._after_change(
+            call, "group_info", group.operator, group.fields,
+            lambda fixes, deadline: self.services.im.modify_group(group.group_id, fixes, deadline),
+            group_id=group.group_id,
+        )
+
+    def portrait_set(self, call: Call, body: Mapping[str, Any]) -> Answer:
+        profile = ProfileCallback.from_body(body)
+        return self._after_change(
+            call, "profile", profile.account, profile.fields,
+            lambda fixes, deadline: self.services.im.set_profile(profile.account, fixes, deadline),
+            details=dict(operator=_other(profile.operator, profile.account)),
+        )
+
+    def _after_change(self, call: Call, scene: str, actor: str, fields: Sequence[TextField],
+                      overwrite: Callable[[Dict[str, str], float], RestResult], **audit: Any) -> Answer:
+        """A change IM reports after the fact cannot be refused: judge each field, overwrite
+        the violating ones (PROFILE_REMEDIATE), record, acknowledge."""
+        judgements = self._judge(call, actor, [(f,) for f in fields])
+        remediation = self._remediate(call, self._fixes(fields, judgements), overwrite)
+        record = self._audit(call, scene, overall(judgements).action,
+                             [((f,), j) for f, j in zip(fields, judgements)], actor, remediation=remediation, **audit)
+        self.services.trail.record(record, deadline=call.deadline)
+        return answers.acknowledge()
+
+    def _judge(self, call: Call, actor: str, field_sets: Sequence[Tuple[TextField, ...]]) -> Sequence[Judgement]:
+        return self.services.judge(call, actor, [content_of(fields) for fields in field_sets])
+
+    def _fixes(self, fields: Sequence[TextField], judgements: Sequence[Judgement]) -> Dict[str, str]:
+        """What each violating field should become: the masked text where a replace rule
+        matched, the placeholder where the field is blocked."""
+        fixes = {}
+        for field, judgement in zip(fields, judgements):
+            if judgement.decision.action == BLOCK:
+                fixes[field.name] = self.services.settings.profile_placeholder
+            elif judgement.decision.action == REWRITE:
+                fixes[field.name] = judgement.replacements.get((field.name,), self.services.settings.profile_placeholder)
+        return fixes
+
+    def _remediate(self, call: Call, fixes: Dict[str, str],
+                   overwrite: Callable[[Dict[str, str], float], RestResult]) -> Optional[Dict[str, Any]]:
+        if not fixes:
+            return None
+        if self.services.im is None:
+            return {"status": "off", "fields": sorted(fixes)}
+        # Done before answering: once the answer is out, SCF may freeze the instance mid-call.
+        deadline = min(time.monotonic() + REMEDIATE_BUDGET_S, call.time_limit)
+        result = overwrite(fixes, deadline)
+        return {"status": result.status, "fields": sorted(fixes), "im_error_code": result.error_code,
+                "attempts": result.attempts, "detail": result.detail or None}
+
+    def _audit(self, call: Call, scene: str, action: str, judged: Sequence[Tuple[Tuple[TextField, ...], Judgement]],
+               sender: str, receiver: str = "", group_id: str = "", remediation: Optional[Dict[str, Any]] = None,
+               details: Optional[Dict[str, Any]] = None) -> AuditRecord:
+        fields = [f for field_set, _ in judged for f in field_set]
+        degraded = overall([j for _, j in judged]).degraded
+        reasons = [dict(reason, field=",".join(f.name for f in field_set))
+                   for field_set, judgement in judged for reason in judgement.reasons()]
+        trouble = degraded or (remediation or {}).get("status") == "failed"
+        return call.audit(
+            f"callback.{scene}",
+            scene,
+            action,
+            level="warning" if trouble else "info",
+            sender=sender,
+            receiver=receiver,
+            group_id=group_id,
+            content_types=[f.name for f in fields],
+            reasons=reasons,
+            degraded=degraded,
+            whitelisted=self.services.whitelisted(sender),
+            text="\n".join(f.text for f in fields),
+            details={k: v for k, v in dict(details or {}, remediation=remediation).items() if v is not None},
+        )
+
+
+
+def _other(who: str, actor: str) -> Optional[str]:
+    """Worth recording only when someone else (an admin, over REST) acted for the user."""
+    return who if who and who != actor else None

@@ -1,0 +1,106 @@
+"""Views of the callbacks that carry user text outside messages (im-callback-protocol.md §2.5):
+friend requests, group creation and group changes, profile changes.
+
+Each exposes the texts worth judging as ``TextField``s named after the IM field
+they came from, so that a verdict, a log line and a remediation can all say
+"the nickname" rather than "some text".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Tuple
+
+from imguard.im.callbacks import text
+from imguard.im.messages import MessageContent, TextPiece
+
+GROUP_TEXT_FIELDS = ("Name", "Introduction", "Notification")
+FRIEND_TEXT_FIELDS = ("AddWording", "Remark")
+PROFILE_TEXT_TAGS = ("Tag_Profile_IM_Nick", "Tag_Profile_IM_SelfSignature")
+PROFILE_CUSTOM_PREFIX = "Tag_Profile_Custom_"
+# The REST friend_add API takes at most 100 friends; more items than this is not IM talking.
+MAX_FRIEND_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class TextField:
+    name: str  # the IM field or profile tag: AddWording, Name, Tag_Profile_IM_Nick, ...
+    text: str
+
+
+def content_of(fields: Iterable[TextField]) -> MessageContent:
+    """The fields as moderation sees a message: each text at a path named after its field."""
+    fields = list(fields)
+    return MessageContent(texts=[TextPiece((f.name,), f.text) for f in fields], types=[f.name for f in fields])
+
+
+def _fields(body: Mapping[str, Any], names: Iterable[str]) -> Tuple[TextField, ...]:
+    return tuple(TextField(name, body[name]) for name in names if isinstance(body.get(name), str) and body[name].strip())
+
+
+def _list(value: Any) -> Tuple[Mapping[str, Any], ...]:
+    return tuple(item for item in value if isinstance(item, Mapping)) if isinstance(value, list) else ()
+
+
+@dataclass(frozen=True)
+class FriendRequest:
+    to_account: str
+    fields: Tuple[TextField, ...]
+
+
+@dataclass(frozen=True)
+class FriendAddCallback:
+    """``Sns.CallbackPrevFriendAdd``: answered with one ResultItem per To_Account."""
+
+    sender: str  # From_Account: who asks to be a friend
+    requester: str  # Requester_Account: who made the call (an admin, for REST)
+    requests: Tuple[FriendRequest, ...]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "FriendAddCallback":
+        items = _list(body.get("FriendItem"))[:MAX_FRIEND_ITEMS]
+        return cls(
+            sender=text(body.get("From_Account")),
+            requester=text(body.get("Requester_Account")),
+            requests=tuple(FriendRequest(text(i.get("To_Account")), _fields(i, FRIEND_TEXT_FIELDS)) for i in items),
+        )
+
+
+@dataclass(frozen=True)
+class GroupCallback:
+    """``Group.CallbackBeforeCreateGroup`` and ``Group.CallbackAfterGroupInfoChanged``."""
+
+    operator: str
+    owner: str
+    group_id: str  # empty before creation
+    group_type: str
+    fields: Tuple[TextField, ...]  # only the ones present (after a change: only the changed ones)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "GroupCallback":
+        return cls(
+            operator=text(body.get("Operator_Account")),
+            owner=text(body.get("Owner_Account")),
+            group_id=text(body.get("GroupId")),
+            group_type=text(body.get("Type")),
+            fields=_fields(body, GROUP_TEXT_FIELDS),
+        )
+
+
+@dataclass(frozen=True)
+class ProfileCallback:
+    """``Profile.CallbackPortraitSet``: the string-valued text tags among ProfileItem."""
+
+    operator: str
+    account: str  # whose profile changed
+    fields: Tuple[TextField, ...]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "ProfileCallback":
+        fields = []
+        for item in _list(body.get("ProfileItem")):
+            tag, value = text(item.get("Tag")), item.get("Value")
+            is_text_tag = tag in PROFILE_TEXT_TAGS or tag.startswith(PROFILE_CUSTOM_PREFIX)
+            if is_text_tag and isinstance(value, str) and value.strip():
+                fields.append(TextField(tag, value))
+        return cls(operator=text(body.get("Operator_Account")), account=text(body.get("From_Account")),
+                   fields=tuple(fields))
