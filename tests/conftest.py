@@ -148,3 +148,63 @@ def make_function(base_env, fake_ci) -> Callable[..., Callable]:
 def log_lines(capsys) -> list:
     """The JSON log lines written so far."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+# The audit store runs on SQLite always, and on the PostgreSQL and MariaDB servers when they answer.
+# IMGUARD_TEST_POSTGRES_DSN / IMGUARD_TEST_MYSQL_DSN point elsewhere; empty turns one off.
+AUDIT_BACKENDS = {
+    "postgresql": os.environ.get("IMGUARD_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("IMGUARD_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
+}
+
+
+def _server_dsn(name: str) -> str:
+    from sqlalchemy import create_engine
+
+    from imguard.audit.store import connect_args, metadata
+    from imguard.config import audit_dsn
+
+    raw = AUDIT_BACKENDS[name]
+    if not raw:
+        pytest.skip(f"{name}: turned off by its IMGUARD_TEST_*_DSN")
+    dsn = audit_dsn(raw)
+    engine = create_engine(dsn, connect_args=connect_args(dsn))
+    try:
+        # A clean slate: the database is shared with whatever ran before.
+        metadata.drop_all(engine)
+    except Exception as exc:
+        pytest.skip(f"{name} not reachable at {engine.url.render_as_string(hide_password=True)}: "
+                    f"{type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return dsn
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def audit_dsn(request, tmp_path) -> str:
+    """An empty audit store on each backend; skipped, with the reason, when its server does not answer."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/audit.db"
+    return _server_dsn(request.param)
+
+
+@pytest.fixture
+def sqlite_dsn(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/audit.db"
+
+
+def stored(dsn: str, count: int = 1, timeout: float = 5.0, **filters: Any) -> list:
+    """The audit records at ``dsn``, newest first, once at least ``count`` are there
+    (the writer stores them after the answer)."""
+    from imguard.audit.store import AuditStore
+
+    store = AuditStore(dsn)
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            rows = store.recent(limit=1000, **filters)
+            if len(rows) >= count or time.monotonic() > end:
+                return rows
+            time.sleep(0.02)
+    finally:
+        store.dispose()

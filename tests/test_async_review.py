@@ -10,7 +10,8 @@ import time
 import pytest
 
 from imguard.review.jobref import JobRef
-from tests.conftest import JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
+from tests.conftest import (JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, stored,
+                            trigger_event)
 
 SOUND_URL = "https://1234-5678187359-1253735226.cos.ap-shanghai.myqcloud.com/abc123/c9be9d32c05bfb77b3edafa4312c6c7d"
 VIDEO_URL = "https://0345-1400187352-1256635546.cos.ap-shanghai.myqcloud.com/abcd/f7c6ad3c50af7d83e23efe0a208b90c9"
@@ -371,3 +372,27 @@ def test_bodies_that_are_not_ci_callbacks_get_400(audio_result, body):
     response = post_result(audio_result(), body)
 
     assert response["statusCode"] == 400
+
+
+def test_the_async_loop_leaves_a_trail_submission_then_withdrawal(make_function, review_env, fake_ci, fake_im,
+                                                                   sqlite_dsn):
+    # GIVEN both functions writing to one audit store, and CI finding a group video violating
+    fake_ci.flag_media(VIDEO_URL, label="Porn", score=97)
+    im_callback = make_function("im_callback", AUDIT_DSN=sqlite_dsn, **review_env)
+    audio_result = make_function("audio_result", AUDIT_DSN=sqlite_dsn, **review_env)
+    video = load_event("im/c2c_before_video")["MsgBody"]
+    after = dict(load_event("im/group_before_text_topic"), CallbackCommand="Group.CallbackAfterSendMsg",
+                 MsgSeq=4711, MsgBody=video)
+
+    # WHEN the video is sent and CI reports back
+    answer_of(im_callback(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context()))
+    post_result(audio_result, fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+
+    # THEN the trail shows the submission, then the withdrawal with CI's label
+    withdrawn, submitted = stored(sqlite_dsn, count=2)
+    assert (submitted["action"], submitted["function"], submitted["msg_seq"]) == ("submitted", "im_callback", 4711)
+    assert submitted["details"]["review"][0]["kind"] == "video"
+    assert (withdrawn["action"], withdrawn["function"], withdrawn["scene"]) == ("withdrawn", "audio_result", "group")
+    assert (withdrawn["group_id"], withdrawn["msg_seq"]) == (after["GroupId"], 4711)
+    assert withdrawn["reasons"] == [{"source": "ci", "check_name": "video", "outcome": "block", "label": "Porn",
+                                     "score": 97}]

@@ -29,6 +29,8 @@ def decode_usersig(sig: str) -> Dict[str, Any]:
 class FakeIM:
     WITHDRAW = "/v4/openim/admin_msgwithdraw"
     RECALL = "/v4/group_open_http_svc/group_msg_recall"
+    PORTRAIT_SET = "/v4/profile/portrait_set"
+    MODIFY_GROUP = "/v4/group_open_http_svc/modify_group_base_info"
 
     def __init__(self, server: HTTPServer, sdk_app_id: int, secret_key: str, admin: str = "administrator"):
         self.server = server
@@ -37,6 +39,8 @@ class FakeIM:
         self.admin = admin
         self.requests: List[Tuple[str, Dict[str, str], Dict[str, Any]]] = []
         self.withdrawn: List[Dict[str, Any]] = []  # what IM really removed
+        self.profiles: Dict[str, Dict[str, Any]] = defaultdict(dict)  # account -> tag -> value, as overwritten
+        self.groups: Dict[str, Dict[str, Any]] = defaultdict(dict)  # group -> field -> value, as overwritten
         self.usersigs: List[str] = []
         self._scripted: Dict[str, Deque[Dict[str, Any]]] = defaultdict(deque)
         self._gone: set = set()
@@ -66,6 +70,10 @@ class FakeIM:
             return self._json(self._withdraw(body))
         if request.path == self.RECALL:
             return self._json(self._recall(body))
+        if request.path == self.PORTRAIT_SET:
+            return self._json(self._portrait_set(body))
+        if request.path == self.MODIFY_GROUP:
+            return self._json(self._modify_group(body))
         return self._json({"ActionStatus": "FAIL", "ErrorCode": 60003, "ErrorInfo": "unknown command"})
 
     def _check_common(self, query: Dict[str, str]) -> Optional[Tuple[int, str]]:
@@ -120,6 +128,27 @@ class FakeIM:
                                        "TopicId": body.get("TopicId"), "MsgSeq": item["MsgSeq"]})
                 results.append({"MsgSeq": item["MsgSeq"], "RetCode": 0})
         return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "RecallRetList": results}
+
+    def _portrait_set(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        items = body.get("ProfileItem")
+        if not body.get("From_Account") or not isinstance(items, list) or not items:
+            return {"ActionStatus": "FAIL", "ErrorCode": 40001, "ErrorInfo": "From_Account and ProfileItem required"}
+        if any(set(item) != {"Tag", "Value"} for item in items):
+            return {"ActionStatus": "FAIL", "ErrorCode": 40001, "ErrorInfo": "ProfileItem needs Tag and Value"}
+        with self._lock:
+            self.profiles[body["From_Account"]].update({item["Tag"]: item["Value"] for item in items})
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+    def _modify_group(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        if not body.get("GroupId"):
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": "GroupId required"}
+        unknown = set(body) - {"GroupId", "Name", "Introduction", "Notification", "FaceUrl", "MaxMemberNum",
+                               "ApplyJoinOption", "ShutUpAllMember", "AppDefinedData"}
+        if unknown:
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": f"unknown fields {sorted(unknown)}"}
+        with self._lock:
+            self.groups[body["GroupId"]].update({k: v for k, v in body.items() if k != "GroupId"})
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 
     @staticmethod
     def _json(payload: Dict[str, Any]) -> Response:

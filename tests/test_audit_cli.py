@@ -1,0 +1,103 @@
+"""`imguard audit list` and `imguard audit stats`: what an operator types to answer "why was this blocked?"."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from imguard.audit.record import AuditRecord, utc_now
+from imguard.audit.store import AuditStore
+from imguard.cli import main
+
+ADS = {"source": "ci", "check": "text", "outcome": "block", "label": "Ads", "score": 91, "keywords": ["加微信"]}
+RULE = {"source": "rules", "check": "rules", "outcome": "block", "label": "block", "keywords": ["block:赌博"]}
+
+
+@pytest.fixture
+def trail_dsn(sqlite_dsn, tmp_path, monkeypatch):
+    """A store with a day of decisions; the CLI runs where no .env lies."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDIT_DSN", raising=False)
+    now = utc_now()
+
+    def rec(request_id, action, sender, text, reasons=(), ago=timedelta(0), **extra):
+        return AuditRecord(event="callback.moderated", request_id=request_id, function="im_callback",
+                           command="C2C.CallbackBeforeSendMsg", scene="c2c", action=action, sender=sender,
+                           receiver="bob", text=text, reasons=list(reasons), created_at=now - ago, latency_ms=42.0,
+                           **extra)
+
+    store = AuditStore(sqlite_dsn)
+    store.write([
+        rec("r-old", "block", "mallory", "old spam", [ADS], ago=timedelta(days=3)),
+        rec("r-ads", "block", "mallory", "加微信领红包", [ADS], ago=timedelta(minutes=30)),
+        rec("r-rule", "block", "张三", "网上赌博", [RULE], ago=timedelta(minutes=10)),
+        rec("r-ok", "allow", "alice", "hello", ago=timedelta(minutes=5)),
+        rec("r-late", "allow", "alice", "hi", degraded="timeout", ago=timedelta(minutes=1)),
+    ])
+    store.dispose()
+    return sqlite_dsn
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_who_and_why_newest_first(trail_dsn, capsys):
+    code, out, _ = run(capsys, "audit", "list", "--dsn", trail_dsn, "--since", "1h")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["TIME", "(UTC)", "ACTION", "SCENE"]
+    assert len(lines) == 5  # header + four decisions in the last hour
+    assert "fail policy (timeout)" in lines[1]
+    assert "rule block:赌博" in lines[3] and "张三" in lines[3]
+    assert 'ci:Ads(91) "加微信"' in lines[4]
+    assert "old spam" not in out and "加微信领红包" not in out  # the text itself is not stored
+
+
+def test_list_filters_by_user_action_and_exact_text_as_json(trail_dsn, capsys):
+    code, out, _ = run(capsys, "audit", "list", "--dsn", trail_dsn, "--user", "mallory", "--action", "block", "--json")
+    assert code == 0
+    assert [r["request_id"] for r in json.loads(out)] == ["r-ads", "r-old"]
+
+    code, out, _ = run(capsys, "audit", "list", "--dsn", trail_dsn, "--text", "网上赌博", "--json")
+    [row] = json.loads(out)
+    assert row["request_id"] == "r-rule" and row["reasons"][0]["rule"] == "block:赌博"
+
+
+def test_stats_count_the_window(trail_dsn, capsys):
+    code, out, _ = run(capsys, "audit", "stats", "--dsn", trail_dsn, "--since", "1d", "--json")
+
+    assert code == 0
+    stats = json.loads(out)
+    assert stats["total"] == 4
+    assert stats["by_action"] == [["allow", 2], ["block", 2]]
+    assert stats["by_label"] == [["Ads", 1]]
+    assert stats["top_senders"] == [["mallory", 1], ["张三", 1]]
+    assert stats["top_rules"] == [["block:赌博", 1]]
+
+    code, out, _ = run(capsys, "audit", "stats", "--dsn", trail_dsn)
+    assert "4 decisions, since" in out and "block:赌博" in out
+
+
+def test_audit_dsn_from_the_environment_is_used(trail_dsn, capsys, monkeypatch):
+    monkeypatch.setenv("AUDIT_DSN", trail_dsn)
+
+    code, out, _ = run(capsys, "audit", "list", "--json")
+
+    assert code == 0 and len(json.loads(out)) == 5
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--since", "yesterday"], 2, "--since expects"),
+    (["--dsn", "postgresql://postgres:s3cret@127.0.0.1:9/test"], 1, "cannot read postgresql+psycopg://postgres:***@"),
+])
+def test_bad_input_and_unreachable_stores_get_one_clear_line(trail_dsn, capsys, argv, code, message):
+    result, out, err = run(capsys, "audit", "list", *(argv if "--dsn" in argv else ["--dsn", trail_dsn, *argv]))
+
+    assert result == code
+    assert message in err and "s3cret" not in err
+    assert "Traceback" not in err

@@ -1,0 +1,236 @@
+"""The audit store on SQLite, PostgreSQL and MariaDB, and the trail that keeps it off the answer's path."""
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from imguard.audit.record import AuditRecord, utc_now
+from imguard.audit.store import AuditStore
+from imguard.audit.trail import AuditTrail
+from tests.conftest import answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event
+
+CI_ADS = {"source": "ci", "check": "text", "outcome": "block", "label": "Ads", "score": 91, "keywords": ["加微信"]}
+RULES_HIT = {"source": "rules", "check": "rules", "outcome": "block", "label": "block",
+             "keywords": ["block:赌博", "block:六合彩"], "detail": "sha1:abc"}
+
+
+def record(**fields) -> AuditRecord:
+    values = dict(event="callback.moderated", request_id="req-1", function="im_callback",
+                  command="C2C.CallbackBeforeSendMsg", scene="c2c", action="allow", sender="alice", receiver="bob",
+                  msg_key="1_2_3", content_types=["TIMTextElem"], text="你好 😀", latency_ms=12.5)
+    values.update(fields)
+    return AuditRecord(**values)
+
+
+def test_tables_are_created_when_missing_with_the_indexes_queries_need(audit_dsn):
+    store = AuditStore(audit_dsn)
+
+    store.write([record()])
+
+    inspector = inspect(store.engine)
+    assert {"imguard_audit", "imguard_audit_reason"} <= set(inspector.get_table_names())
+    indexed = {tuple(index["column_names"]) for index in inspector.get_indexes("imguard_audit")}
+    assert {("created_at",), ("sender",), ("action",)} <= indexed
+    store.dispose()
+
+
+def test_records_come_back_newest_first_with_their_reasons_and_unicode_intact(audit_dsn):
+    # GIVEN a store holding three decisions, one blocked by CI and a local rule
+    store = AuditStore(audit_dsn)
+    now = utc_now()
+    store.write([
+        record(request_id="old", created_at=now - timedelta(hours=3)),
+        record(request_id="blocked", action="block", reasons=[CI_ADS, RULES_HIT], created_at=now - timedelta(minutes=5),
+               details={"error_code": 1}),
+        record(request_id="group", scene="group", receiver="", group_id="@TGS#1", sender="carol", created_at=now),
+    ])
+
+    # WHEN they are listed
+    rows = store.recent()
+
+    # THEN the newest comes first, and the blocked one says why, emoji and Chinese intact
+    assert [r["request_id"] for r in rows] == ["group", "blocked", "old"]
+    blocked = rows[1]
+    assert blocked["details"] == {"error_code": 1}
+    assert blocked["reasons"][0] == {"source": "ci", "check_name": "text", "outcome": "block", "label": "Ads",
+                                     "score": 91, "keywords": ["加微信"]}
+    assert [r["rule"] for r in blocked["reasons"][1:]] == ["block:赌博", "block:六合彩"]
+    assert blocked["content_sha256"] == record().content_sha256
+    assert blocked["content"] is None  # AUDIT_STORE_CONTENT is off by default
+    store.dispose()
+
+
+def test_filters_select_by_time_user_action_and_text(audit_dsn):
+    store = AuditStore(audit_dsn)
+    now = utc_now()
+    store.write([
+        record(request_id="a", created_at=now - timedelta(days=2)),
+        record(request_id="b", action="block", sender="mallory", receiver="bob"),
+        record(request_id="c", sender="bob", receiver="alice", text="another text"),
+        record(request_id="d", scene="group", receiver="", group_id="@TGS#x", sender="zed"),
+    ])
+
+    def ids(**filters):
+        return sorted(r["request_id"] for r in store.recent(**filters))
+
+    assert ids(since=now - timedelta(hours=1)) == ["b", "c", "d"]
+    assert ids(user="bob") == ["a", "b", "c"]  # sent by or to
+    assert ids(user="@TGS#x") == ["d"]
+    assert ids(action="block") == ["b"]
+    assert ids(sha256=record(text="another text").content_sha256) == ["c"]
+    assert ids(limit=2) == ["c", "d"]
+    store.dispose()
+
+
+def test_clear_content_is_kept_only_when_asked(audit_dsn):
+    store = AuditStore(audit_dsn, store_content=True)
+
+    store.write([record(text="加微信 😀", urls=["https://img.example.com/1.png"])])
+
+    [row] = store.recent()
+    assert row["content"] == {"text": "加微信 😀", "urls": ["https://img.example.com/1.png"]}
+    store.dispose()
+
+
+def test_stats_count_by_action_scene_label_sender_and_rule(audit_dsn):
+    store = AuditStore(audit_dsn)
+    now = utc_now()
+    store.write([
+        record(action="block", sender="mallory", reasons=[CI_ADS]),
+        record(action="block", sender="mallory", reasons=[RULES_HIT]),
+        record(action="rewrite", sender="eve", reasons=[{"source": "rules", "check": "rules", "outcome": "pass",
+                                                        "label": "replace", "keywords": ["replace:垃圾"]}]),
+        record(action="allow", sender="alice"),
+        record(action="allow", sender="alice"),
+        record(action="block", scene="group", sender="old", created_at=now - timedelta(days=3), reasons=[CI_ADS]),
+    ])
+
+    stats = store.stats(since=now - timedelta(days=1))
+
+    assert stats["total"] == 5
+    assert stats["by_action"] == [["allow", 2], ["block", 2], ["rewrite", 1]]
+    assert stats["by_scene"] == [["c2c", 5]]
+    assert stats["by_label"] == [["Ads", 1]]  # CI's labels; local rules are ranked under top_rules
+    assert stats["top_senders"] == [["mallory", 2], ["eve", 1]]  # allowed traffic is not a "top sender"
+    assert stats["top_rules"] == [["block:六合彩", 1], ["block:赌博", 1], ["replace:垃圾", 1]]
+    store.dispose()
+
+
+def test_overlong_values_are_cut_to_fit_rather_than_lose_the_record(audit_dsn):
+    store = AuditStore(audit_dsn)
+
+    store.write([record(sender="u" * 500, msg_key="k" * 500,
+                        reasons=[dict(CI_ADS, label="L" * 300, detail="d" * 2000)])])
+
+    [row] = store.recent()
+    assert row["sender"] == "u" * 128
+    assert row["reasons"][0]["label"] == "L" * 64
+    store.dispose()
+
+
+# --- the trail: the answer goes first ------------------------------------------------------
+
+
+def test_a_locked_store_does_not_hold_the_answer_and_the_record_lands_later(make_function, fake_ci, sqlite_dsn):
+    # GIVEN a SQLite store that another process holds an exclusive lock on
+    handler = make_function(AUDIT_DSN=sqlite_dsn, AUDIT_WAIT_MS="100")
+    answer_of(handler(trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg")),
+                      scf_context()))  # creates the tables
+    assert len(stored(sqlite_dsn)) == 1
+    path = sqlite_dsn.split("sqlite:///", 1)[1]
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    fake_ci.flag_word("red packet", label="Ads")
+
+    # WHEN a violating message arrives
+    started = time.monotonic()
+    response = handler(trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg")),
+                       scf_context())
+    elapsed = time.monotonic() - started
+
+    # THEN the answer is the same as ever and not held by the store (AUDIT_WAIT_MS is 0.1 s)
+    assert answer_of(response)["ErrorCode"] == 1
+    assert elapsed < 0.8
+    # AND once the lock is gone, the record is written
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    rows = stored(sqlite_dsn, count=2)
+    assert [r["action"] for r in rows] == ["block", "allow"]
+
+
+def test_a_store_that_is_down_is_logged_and_counted_and_the_answer_is_unchanged(make_function, fake_ci, capsys):
+    # GIVEN an audit DSN where nothing listens
+    handler = make_function(AUDIT_DSN="postgresql://postgres@127.0.0.1:9/test")
+    fake_ci.flag_word("red packet", label="Ads")
+
+    # WHEN a violating message arrives
+    started = time.monotonic()
+    answer = answer_of(handler(trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg")),
+                               scf_context()))
+
+    # THEN it is rejected as usual, in time, and the log still holds the decision
+    assert answer["ErrorCode"] == 1
+    assert time.monotonic() - started < 1.0
+    lines = []
+    end = time.monotonic() + 5
+    while not any(l["event"] == "audit.store_failed" for l in lines) and time.monotonic() < end:
+        time.sleep(0.05)
+        lines += log_lines(capsys)
+    [decision] = [l for l in lines if l["event"] == "callback.moderated"]
+    assert decision["action"] == "block"
+    [failure] = [l for l in lines if l["event"] == "audit.store_failed"]
+    assert failure["retrying"] == 1 and failure["batch"] == 1
+    assert "postgres@127.0.0.1:9" in failure["store"]
+
+
+def test_a_full_queue_drops_the_oldest_and_counts_them(monkeypatch, sqlite_dsn, capsys):
+    import imguard.audit.trail as trail_module
+
+    # GIVEN a trail whose store is locked, with room for 3 records
+    monkeypatch.setattr(trail_module, "MAX_QUEUED", 3)
+    store = AuditStore(sqlite_dsn)
+    store.ensure_tables()
+    blocker = sqlite3.connect(sqlite_dsn.split("sqlite:///", 1)[1], isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    trail = AuditTrail(store, wait_ms=0)
+
+    # WHEN one record is taken by the writer, which is then stuck on the lock, and 5 more arrive
+    trail.record(record(request_id="r0"))
+    end = time.monotonic() + 5
+    while trail.queued and time.monotonic() < end:
+        time.sleep(0.01)
+    for i in range(1, 6):
+        trail.record(record(request_id=f"r{i}"))
+
+    # THEN the oldest queued ones made room, and were counted
+    assert trail.dropped == 2
+    assert [l["dropped_total"] for l in log_lines(capsys) if l["event"] == "audit.dropped"] == [1, 2]
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert trail.flush(timeout=10)
+    assert sorted(r["request_id"] for r in store.recent()) == ["r0", "r3", "r4", "r5"]
+    store.dispose()
+
+
+@pytest.mark.parametrize("dsn, variable_ok", [
+    ("postgres://u:pw@db/x", True),
+    ("mysql://root@127.0.0.1/test", True),
+    ("sqlite:///./audit.db", True),
+    ("oracle://u:hunter2@db/x", False),
+    ("just-a-path.db", False),
+])
+def test_audit_dsn_is_checked_at_start_up_without_echoing_secrets(base_env, dsn, variable_ok):
+    from imguard.config import ConfigError, Settings
+
+    environ = {"IM_SDKAPPID": "1400000000", "AUDIT_DSN": dsn}
+    if variable_ok:
+        assert Settings.from_env(environ).audit.dsn.split("://")[0] in ("postgresql+psycopg", "mysql+pymysql", "sqlite")
+        return
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    assert caught.value.variable == "AUDIT_DSN"
+    assert "hunter2" not in str(caught.value)
