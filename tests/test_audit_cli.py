@@ -101,3 +101,12 @@ def test_bad_input_and_unreachable_stores_get_one_clear_line(trail_dsn, capsys, 
     assert result == code
     assert message in err and "s3cret" not in err
     assert "Traceback" not in err
+
+
+def test_since_with_a_utc_offset_means_that_moment():
+    from imguard.audit.report import parse_since
+
+    moment = parse_since("2026-05-01T08:00:00+08:00", now=utc_now())
+
+    assert moment == parse_since("2026-05-01T00:00:00", now=utc_now())  # stored times are naive UTC
+    assert moment.tzinfo is None

@@ -234,3 +234,73 @@ def test_audit_dsn_is_checked_at_start_up_without_echoing_secrets(base_env, dsn,
         Settings.from_env(environ)
     assert caught.value.variable == "AUDIT_DSN"
     assert "hunter2" not in str(caught.value)
+
+
+def test_text_no_database_can_hold_is_stored_readably_and_absurd_numbers_are_dropped(audit_dsn):
+    store = AuditStore(audit_dsn, store_content=True)
+
+    store.write([record(text="bad \ud800 surrogate and \x00 nul", sender="nul\x00in id", msg_seq=10**20,
+                        scene="group")])
+
+    [row] = store.recent()
+    assert row["content"]["text"] == "bad ? surrogate and \x00 nul"  # JSON escapes the NUL
+    assert row["sender"] == "nul\ufffdin id"
+    assert row["msg_seq"] is None
+    store.dispose()
+
+
+def test_one_record_the_store_refuses_does_not_take_its_batch_down(audit_dsn):
+    # GIVEN a batch in which one record carries a score no integer column holds
+    store = AuditStore(audit_dsn)
+    store.ensure_tables()
+    trail = AuditTrail(store, wait_ms=0)
+
+    # WHEN the batch is written
+    trail.record(record(request_id="a"), record(request_id="bad", reasons=[dict(CI_ADS, score=2**70)]),
+                 record(request_id="c"))
+    assert trail.flush(timeout=20)
+
+    # THEN the good records are stored and only the bad one is counted as lost
+    assert sorted(r["request_id"] for r in store.recent()) == ["a", "c"]
+    assert trail.failed == 1
+    store.dispose()
+
+
+def test_labels_are_ranked_by_the_decisions_that_carry_them(audit_dsn):
+    store = AuditStore(audit_dsn)
+    porn = dict(CI_ADS, label="Porn")
+    store.write([record(action="block", reasons=[CI_ADS, dict(CI_ADS, check="image[0]")]),
+                 record(action="block", reasons=[porn]), record(action="block", reasons=[porn])])
+
+    assert store.stats()["by_label"] == [["Porn", 2], ["Ads", 1]]
+    store.dispose()
+
+
+def test_while_the_store_is_failing_answers_do_not_wait_for_it(make_function, fake_ci):
+    # GIVEN a store that is down and a generous AUDIT_WAIT_MS
+    handler = make_function(AUDIT_DSN="postgresql://postgres@127.0.0.1:9/test", AUDIT_WAIT_MS="1000")
+    event = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
+    handler(event, scf_context())  # the first write fails and the trail backs off
+
+    # WHEN the next callbacks arrive
+    started = time.monotonic()
+    for _ in range(3):
+        assert answer_of(handler(event, scf_context()))["ErrorCode"] == 0
+
+    # THEN none of them waited out AUDIT_WAIT_MS
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unwritable_sqlite_path_does_not_stop_the_function(make_function, fake_ci, capsys):
+    handler = make_function(AUDIT_DSN="sqlite:////proc/imguard/audit.db")
+
+    answer = answer_of(handler(trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg")),
+                               scf_context()))
+
+    assert answer["ErrorCode"] == 0
+    end = time.monotonic() + 5
+    lines = []
+    while not any(l["event"] == "audit.store_failed" for l in lines) and time.monotonic() < end:
+        time.sleep(0.05)
+        lines += log_lines(capsys)
+    assert any(l["event"] == "audit.store_failed" for l in lines)

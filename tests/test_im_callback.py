@@ -45,9 +45,9 @@ def test_violating_text_is_rejected_and_the_log_says_why_without_the_text(make_f
     assert line["sender"] == "jared" and line["target"] == "Jonh"
     assert line["reasons"][0]["label"] == "Ads"
     assert line["reasons"][0]["score"] == 88
-    assert line["reasons"][0]["keywords"] == ["red packet"]
+    assert line["reasons"][0]["keyword_count"] == 1  # the words themselves go to the audit store only
     assert line["text"] == {"len": 10, "sha256": line["text"]["sha256"]}
-    assert "red packet" not in json.dumps({k: v for k, v in line.items() if k != "reasons"})
+    assert "red packet" not in json.dumps(line)
 
 
 @pytest.mark.parametrize(

@@ -273,3 +273,44 @@ def test_a_degraded_decision_is_recorded_with_the_fail_policy(make_function, fak
     assert (row["action"], row["degraded"]) == ("block", "error")
     assert row["details"]["fail_mode"] == "closed"
     assert row["reasons"][0]["outcome"] == "error"
+
+
+def test_remediation_never_acts_on_the_fail_policys_guess(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN CI failing and FAIL_MODE=closed, so every field is "blocked" without a verdict
+    fake_ci.fail(status=503)
+    handler = make_function(AUDIT_DSN=sqlite_dsn, FAIL_MODE="closed", PROFILE_REMEDIATE="true",
+                            IM_SECRET_KEY=IM_SECRET_KEY, IM_API_BASE=fake_im.base_url)
+
+    send(handler, load_event("im/profile_portrait_set"), PORTRAIT_SET)
+
+    # THEN nobody's nickname is overwritten; the record says the decision was degraded
+    assert fake_im.requests == []
+    [row] = stored(sqlite_dsn)
+    assert (row["action"], row["degraded"]) == ("block", "error")
+    assert "remediation" not in row["details"]
+
+
+def test_an_admins_change_is_judged_and_recorded_but_never_overwritten(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN a violating nickname set by the admin account imguard itself uses (e.g. our own overwrite)
+    fake_ci.flag_word("nick1", label="Abuse")
+    handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
+                            IM_API_BASE=fake_im.base_url)
+    body = dict(load_event("im/profile_portrait_set"), Operator_Account="administrator")
+
+    send(handler, body, PORTRAIT_SET)
+
+    assert fake_im.requests == []
+    [row] = stored(sqlite_dsn)
+    assert row["action"] == "block" and row["details"]["operator"] == "administrator"
+
+
+def test_a_result_notify_with_a_strange_msg_id_is_still_recorded(make_function, sqlite_dsn):
+    handler = make_function(AUDIT_DSN=sqlite_dsn)
+    body = load_event("im/content_callback_result")
+    body.update(Scene="Group", ContactItem={"ContactType": 2, "ToGroupId": "@TGS#1"}, MsgID="²")
+
+    answer = send(handler, body, RESULT_NOTIFY)
+
+    assert answer["ErrorCode"] == 0
+    [row] = stored(sqlite_dsn)
+    assert row["msg_seq"] is None and row["group_id"] == "@TGS#1"

@@ -64,8 +64,18 @@ class AuditRecord:
             action=self.action,
             degraded=self.degraded or None,
             whitelisted=self.whitelisted or None,
-            reasons=list(self.reasons) or None,
+            reasons=[_loggable(reason) for reason in self.reasons] or None,
             latency_ms=self.latency_ms,
             **self.details,
         )
 
+
+
+def _loggable(reason: Dict[str, Any]) -> Dict[str, Any]:
+    """CI's and IM's keywords are pieces of the user's text: the log gets their count, the
+    SQL store the words. A local rule's entries are the operator's own list and stay."""
+    if reason.get("source") == "rules" or not reason.get("keywords"):
+        return reason
+    logged = {k: v for k, v in reason.items() if k != "keywords"}
+    logged["keyword_count"] = len(reason["keywords"])
+    return logged

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional
+
+from imguard.tables import cell, table, width
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -17,9 +18,11 @@ def parse_since(value: str, now: datetime) -> datetime:
     if match:
         return now - timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2).lower()])
     try:
-        return datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"--since expects 30m, 1h, 7d, 2w or an ISO time, got {value!r}") from None
+    # Records keep UTC without a zone; an ISO time with an offset is brought to that.
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def why(row: Dict[str, Any]) -> str:
@@ -48,25 +51,6 @@ def why(row: Dict[str, Any]) -> str:
     return "; ".join(dict.fromkeys(parts)) or "-"
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _cell(value: Any, width: int) -> str:
-    text = "" if value is None else str(value)
-    if _width(text) > width:
-        while text and _width(text) > width - 1:
-            text = text[:-1]
-        text += "…"
-    return text + " " * (width - _width(text))
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[int]) -> str:
-    lines = ["  ".join(_cell(h, w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(_cell(v, w) for v, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
-
-
 def list_table(rows: List[Dict[str, Any]]) -> str:
     if not rows:
         return "no decisions recorded in that window"
@@ -84,7 +68,7 @@ def list_table(rows: List[Dict[str, Any]]) -> str:
         for row in rows
     ]
     headers = ("TIME (UTC)", "ACTION", "SCENE", "COMMAND", "SENDER", "TO", "MS", "WHY")
-    return table(headers, body, (19, 16, 12, 34, 16, 16, 5, 80))
+    return table(headers, body, (19, 14, 12, 34, 16, 16, 5, 80))
 
 
 def stats_text(stats: Dict[str, Any], since: Optional[datetime]) -> str:
@@ -103,8 +87,8 @@ def stats_text(stats: Dict[str, Any], since: Optional[datetime]) -> str:
         if not stats[key]:
             out.append("  -")
             continue
-        width = min(40, max(_width(str(name)) for name, _ in stats[key]))
-        out += [f"  {_cell(name, width)}  {count:>8}" for name, count in stats[key]]
+        size = min(40, max(width(str(name)) for name, _ in stats[key]))
+        out += [f"  {cell(name, size)}  {count:>8}" for name, count in stats[key]]
     return "\n".join(out)
 
 

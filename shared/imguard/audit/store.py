@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from imguard.audit.record import AuditRecord
 
@@ -86,8 +87,13 @@ reasons = Table(
 )
 
 
+def _clean(text: str) -> str:
+    """No database stores a lone surrogate, and PostgreSQL no NUL; IM text can carry both."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 def _cut(value: Any, size: int) -> str:
-    return str(value or "")[:size]
+    return _clean(str(value or "")[:size])
 
 
 def reason_rows(reason: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -101,7 +107,7 @@ def reason_rows(reason: Dict[str, Any]) -> List[Dict[str, Any]]:
         "sub_label": _cut(reason.get("sub_label"), 64),
         "rule": "",
         "score": reason.get("score") if isinstance(reason.get("score"), int) else None,
-        "keywords": json.dumps(list(reason.get("keywords") or []), ensure_ascii=False),
+        "keywords": _clean(json.dumps(list(reason.get("keywords") or []), ensure_ascii=False)),
         "detail": _cut(reason.get("detail"), 255),
     }
     if base["source"] == "rules" and reason.get("keywords"):
@@ -115,7 +121,9 @@ def connect_args(url: str) -> Dict[str, Any]:
     if backend == "sqlite":
         return {"timeout": 5}
     if backend == "postgresql":
-        return {"connect_timeout": 3, "options": "-c statement_timeout=5000"}
+        # statement_timeout is the server's; keepalives and tcp_user_timeout catch a half-open connection.
+        return {"connect_timeout": 3, "options": "-c statement_timeout=5000", "keepalives": 1,
+                "keepalives_idle": 30, "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 10000}
     if backend == "mysql":
         return {"connect_timeout": 3, "read_timeout": 5, "write_timeout": 5, "charset": "utf8mb4"}
     return {}
@@ -124,8 +132,6 @@ def connect_args(url: str) -> Dict[str, Any]:
 class AuditStore:
     def __init__(self, dsn: str, store_content: bool = False):
         url = make_url(dsn)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, connect_args=connect_args(dsn), pool_pre_ping=True)
         self.store_content = store_content
         self._ready = False
@@ -135,9 +141,20 @@ class AuditStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def ensure_tables(self) -> None:
-        if not self._ready:
-            metadata.create_all(self.engine, checkfirst=True)
-            self._ready = True
+        """Create what is missing. Done on first use, not at cold start: a store that is
+        down or misplaced must not stop the function from answering IM."""
+        if self._ready:
+            return
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        metadata.create_all(self.engine, checkfirst=True)
+        self._ready = True
+
+    @staticmethod
+    def unreachable(exc: BaseException) -> bool:
+        """The store could not be talked to (worth retrying), as opposed to refusing what it was given."""
+        return isinstance(exc, (OperationalError, InterfaceError, OSError))
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """All records in one transaction: a failed batch leaves nothing half-written."""
@@ -152,7 +169,7 @@ class AuditStore:
     def _row(self, record: AuditRecord) -> Dict[str, Any]:
         content = None
         if self.store_content and (record.text or record.urls):
-            content = json.dumps({"text": record.text, "urls": list(record.urls)}, ensure_ascii=False)
+            content = _clean(json.dumps({"text": record.text, "urls": list(record.urls)}, ensure_ascii=False))
         return {
             "created_at": record.created_at,
             "request_id": _cut(record.request_id, 64),
@@ -164,15 +181,15 @@ class AuditStore:
             "receiver": _cut(record.receiver, 128),
             "group_id": _cut(record.group_id, 128),
             "msg_key": _cut(record.msg_key, 128),
-            "msg_seq": record.msg_seq,
+            "msg_seq": record.msg_seq if record.msg_seq is not None and abs(record.msg_seq) < 2**63 else None,
             "content_types": _cut(",".join(record.content_types), 255),
             "degraded": _cut(record.degraded, 16),
             "whitelisted": record.whitelisted,
             "latency_ms": record.latency_ms,
             "content_sha256": record.content_sha256,
             "content": content,
-            "details": json.dumps({k: v for k, v in record.details.items() if v is not None},
-                                  ensure_ascii=False, default=str),
+            "details": _clean(json.dumps({k: v for k, v in record.details.items() if v is not None},
+                                         ensure_ascii=False, default=str)),
         }
 
     # --- reading, for `imguard audit` -------------------------------------------------------
@@ -213,11 +230,12 @@ class AuditStore:
     def stats(self, since: Optional[datetime] = None, top: int = 10) -> Dict[str, Any]:
         self.ensure_tables()
         count = func.count().label("n")
+        decisions_counted = func.count(func.distinct(reasons.c.audit_id)).label("n")
         with self.engine.connect() as conn:
 
-            def grouped(column, query=None, limit=None) -> List[List[Any]]:
-                query = query if query is not None else select(column, count)
-                query = self._window(query, since).group_by(column).order_by(count.desc(), column)
+            def grouped(column, query=None, limit=None, counted=count) -> List[List[Any]]:
+                query = query if query is not None else select(column, counted)
+                query = self._window(query, since).group_by(column).order_by(counted.desc(), column)
                 if limit:
                     query = query.limit(limit)
                 return [[value, n] for value, n in conn.execute(query)]
@@ -230,9 +248,10 @@ class AuditStore:
                 # Decisions per label; local rules have their own ranking below.
                 "by_label": grouped(
                     reasons.c.label,
-                    select(reasons.c.label, func.count(func.distinct(reasons.c.audit_id)).label("n"))
+                    select(reasons.c.label, decisions_counted)
                     .select_from(joined)
                     .where(reasons.c.outcome != "pass", reasons.c.label != "", reasons.c.source != "rules"),
+                    counted=decisions_counted,
                 ),
                 "top_senders": grouped(
                     decisions.c.sender,

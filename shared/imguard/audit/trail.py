@@ -20,7 +20,7 @@ from imguard.config import AuditSettings
 
 MAX_QUEUED = 10_000  # beyond this the oldest queued records are dropped (and counted)
 MAX_BATCH = 200
-MAX_ATTEMPTS = 3  # a batch the store refuses this often is dropped: it would block the queue forever
+MAX_ATTEMPTS = 3  # a record the store could not be reached for this often is given up
 BACKOFF_S = (1.0, 5.0, 30.0)
 
 
@@ -81,6 +81,8 @@ class AuditTrail:
                 self._queue.append(ticket)
             self._start_writer()
             self._cond.notify()
+        if self._retry_at > time.monotonic():
+            return  # the store is failing: waiting on it would only slow every answer down
         limit = time.monotonic() + self._wait_s
         if deadline is not None:
             limit = min(limit, deadline)
@@ -125,12 +127,26 @@ class AuditTrail:
         try:
             self._store.write([t.record for t in batch])
         except Exception as exc:  # the store's trouble is never the callback's
-            self._failed(batch, exc)
+            if self._store.unreachable(exc):
+                self._failed(batch, exc)
+            elif len(batch) > 1:
+                # The store answered but refused the batch: a record is bad; write them one by one.
+                for ticket in batch:
+                    self._write([ticket])
+            else:
+                self._refused(batch[0], exc)
             return
         self._retry_at = 0.0
         self.written += len(batch)
         for ticket in batch:
             ticket.done.set()
+
+    def _refused(self, ticket: _Ticket, exc: Exception) -> None:
+        """A record the store will never take: retrying it would only hold up the others."""
+        self.failed += 1
+        ticket.done.set()
+        logs.failure("audit.record_refused", exc, store=self._store.display_name, request_id=ticket.record.request_id,
+                     failed_total=self.failed, dropped_total=self.dropped)
 
     def _failed(self, batch: List[_Ticket], exc: Exception) -> None:
         retry, given_up = [], []

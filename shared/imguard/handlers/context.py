@@ -21,7 +21,7 @@ class Call:
     command: str
     started: float  # time.monotonic() when the request arrived
     deadline: float  # time.monotonic() by which IM's answer must leave
-    time_limit: float  # time.monotonic() after which SCF kills the invocation
+    time_limit: float  # time.monotonic() by which all work must end: SCF kills the invocation soon after
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)

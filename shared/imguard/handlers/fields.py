@@ -15,7 +15,7 @@ from imguard.audit.record import AuditRecord
 from imguard.handlers.context import Call, Services, overall
 from imguard.im import answers
 from imguard.im.fields import FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
-from imguard.im.rest import RestResult
+from imguard.im.rest import MIN_ATTEMPT_S, RestResult
 from imguard.moderation.moderator import Judgement
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
 
@@ -62,7 +62,7 @@ class FieldHandlers:
     def group_info_changed(self, call: Call, body: Mapping[str, Any]) -> Answer:
         group = GroupCallback.from_body(body)
         return self._after_change(
-            call, "group_info", group.operator, group.fields,
+            call, "group_info", group.operator, group.operator, group.fields,
             lambda fixes, deadline: self.services.im.modify_group(group.group_id, fixes, deadline),
             group_id=group.group_id,
         )
@@ -70,17 +70,20 @@ class FieldHandlers:
     def portrait_set(self, call: Call, body: Mapping[str, Any]) -> Answer:
         profile = ProfileCallback.from_body(body)
         return self._after_change(
-            call, "profile", profile.account, profile.fields,
+            call, "profile", profile.account, profile.operator, profile.fields,
             lambda fixes, deadline: self.services.im.set_profile(profile.account, fixes, deadline),
             details=dict(operator=_other(profile.operator, profile.account)),
         )
 
-    def _after_change(self, call: Call, scene: str, actor: str, fields: Sequence[TextField],
+    def _after_change(self, call: Call, scene: str, actor: str, operator: str, fields: Sequence[TextField],
                       overwrite: Callable[[Dict[str, str], float], RestResult], **audit: Any) -> Answer:
         """A change IM reports after the fact cannot be refused: judge each field, overwrite
         the violating ones (PROFILE_REMEDIATE), record, acknowledge."""
         judgements = self._judge(call, actor, [(f,) for f in fields])
-        remediation = self._remediate(call, self._fixes(fields, judgements), overwrite)
+        fixes = self._fixes(fields, judgements)
+        if operator == self.services.settings.im_api.admin:
+            fixes = {}  # an admin's change, perhaps our own overwrite coming back: never overwrite it
+        remediation = self._remediate(call, fixes, overwrite)
         record = self._audit(call, scene, overall(judgements).action,
                              [((f,), j) for f, j in zip(fields, judgements)], actor, remediation=remediation, **audit)
         self.services.trail.record(record, deadline=call.deadline)
@@ -94,6 +97,8 @@ class FieldHandlers:
         matched, the placeholder where the field is blocked."""
         fixes = {}
         for field, judgement in zip(fields, judgements):
+            if judgement.decision.degraded:
+                continue  # the fail policy's guess, not a verdict: never overwrite a user's data on it
             if judgement.decision.action == BLOCK:
                 fixes[field.name] = self.services.settings.profile_placeholder
             elif judgement.decision.action == REWRITE:
@@ -107,7 +112,7 @@ class FieldHandlers:
         if self.services.im is None:
             return {"status": "off", "fields": sorted(fixes)}
         # Done before answering: once the answer is out, SCF may freeze the instance mid-call.
-        deadline = min(time.monotonic() + REMEDIATE_BUDGET_S, call.time_limit)
+        deadline = min(time.monotonic() + REMEDIATE_BUDGET_S, call.time_limit - 2 * MIN_ATTEMPT_S)
         result = overwrite(fixes, deadline)
         return {"status": result.status, "fields": sorted(fixes), "im_error_code": result.error_code,
                 "attempts": result.attempts, "detail": result.detail or None}

@@ -36,8 +36,11 @@ def integer(value: Any) -> Optional[int]:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
-        return int(value.strip())
+    if isinstance(value, str):
+        digits = value.strip()
+        # isdigit() alone admits "²" and other digits int() refuses
+        if digits.isascii() and digits.isdigit() and len(digits) <= 20:
+            return int(digits)
     return None
 
 

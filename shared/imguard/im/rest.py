@@ -26,6 +26,8 @@ _RETRY, _NEW_SIG = "retry", "new_sig"
 # IM's REST server gives up after 3 s; waiting a little longer sees its answer.
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
+# The least time an attempt is given; the deadline is overrun by at most twice this (connect + read).
+MIN_ATTEMPT_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class ImRestClient:
             status, last_code, detail = self._attempt(path, body, outcome_of, deadline)
             if status in (WITHDRAWN, UPDATED, ALREADY_WITHDRAWN, NOT_FOUND):
                 return RestResult(status, last_code, attempts)
-            if status == _NEW_SIG and not new_sig_tried:
+            if status == _NEW_SIG and not new_sig_tried and time.monotonic() + MIN_ATTEMPT_S < deadline:
                 new_sig_tried = True
                 self._usersig.invalidate()
                 continue
@@ -146,7 +148,7 @@ class ImRestClient:
             pause = min(pause * 2, 4.0)
 
     def _attempt(self, path, body, outcome_of, deadline) -> Tuple[str, Any, str]:
-        remaining = max(0.5, deadline - time.monotonic())
+        remaining = max(MIN_ATTEMPT_S, deadline - time.monotonic())
         params = {
             "sdkappid": self._sdk_app_id,
             "identifier": self._identifier,
