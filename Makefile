@@ -1,12 +1,15 @@
-# imguard: `make run` serves both functions locally, `make test` runs the suite.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-HOST   ?= 127.0.0.1
-PORT   ?= 9000
+# imguard: `make run` serves both functions locally, `make test` runs the suite,
+# `make build` makes the SCF upload folders that `serverless deploy` ships.
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed-stamp
+HOST       ?= 127.0.0.1
+PORT       ?= 9000
+DEMO_PORT  ?= 9077
+SCF_PYTHON ?= 3.9
 
-.PHONY: run test bench venv clean
+.PHONY: run test compat bench build layer demo venv clean
 
 venv: $(STAMP)
 
@@ -18,11 +21,29 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	RULES_PATH=$${RULES_PATH:-rules.example.yaml} $(BIN)/python -m imguard serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# SCF has no Python newer than 3.10: anything the code uses must exist in 3.9.
+compat: $(STAMP)
+	$(BIN)/vermin --target=3.9- --violations --eval-annotations --no-tips -q shared functions scripts tests bench
 
-clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+test: $(STAMP) compat
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
+
+build: $(STAMP)
+	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON)
+
+layer: $(STAMP)
+	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON) --layer
+
+# Serve both functions, replay every recorded IM callback at im_callback, stop.
+demo: $(STAMP)
+	@mkdir -p .imguard
+	@RULES_PATH=$${RULES_PATH:-rules.example.yaml} $(BIN)/python -m imguard serve --host 127.0.0.1 --port $(DEMO_PORT) \
+		> .imguard/demo-server.log 2>&1 & pid=$$!; \
+	$(BIN)/python -m imguard replay tests/events/im --url http://127.0.0.1:$(DEMO_PORT)/im_callback --wait 15; \
+	status=$$?; kill $$pid; exit $$status
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis .imguard

@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlencode
@@ -31,6 +30,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     check.add_argument("--rules", type=Path, default=None, help="rules file (default RULES_PATH)")
     check.add_argument("texts", nargs="+", metavar="TEXT")
     check.set_defaults(run=_check)
+
+    replay = commands.add_parser("replay", help="post recorded IM callback bodies to a running im_callback")
+    replay.add_argument("events", nargs="+", type=Path, metavar="EVENT", help="JSON bodies, or folders of them")
+    replay.add_argument("--url", default="http://127.0.0.1:9000/im_callback", help="default the local server")
+    replay.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
+    replay.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the server to come up")
+    replay.set_defaults(run=_replay)
 
     audit = commands.add_parser("audit", help="read the audit trail at AUDIT_DSN")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -146,9 +152,23 @@ def _audit_stats(args: argparse.Namespace) -> int:
     return _audit_read(args, read)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from imguard.local.replay import event_files, replay, report
+
+    load_env_file(args.env_file)
+    files = event_files(args.events)
+    if not files:
+        print("no .json events found", file=sys.stderr)
+        return 2
+    token = os.environ.get("IM_CALLBACK_TOKEN", "").strip() or None
+    results = replay(files, args.url, os.environ.get("IM_SDKAPPID") or LOCAL_SDKAPPID, token, args.wait)
+    print(report(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from imguard.im.auth import expected_sign
     from imguard.local.gateway import LocalGateway, build_routes
+    from imguard.local.replay import callback_query
     from sqlalchemy.engine import make_url
 
     load_env_file(args.env_file)
@@ -161,22 +181,16 @@ def _serve(args: argparse.Namespace) -> int:
     server = LocalGateway((args.host, args.port), routes)
     base = f"http://{args.host}:{server.server_address[1]}"
     print(f"imguard serving {len(routes)} function(s) on {base}")
-    audit_url = make_url(os.environ["AUDIT_DSN"]).render_as_string(hide_password=True)
-    print(f"  audit trail: {audit_url}  (read it with: imguard audit list)")
+    if os.environ["AUDIT_DSN"].strip():
+        audit_url = make_url(os.environ["AUDIT_DSN"].strip()).render_as_string(hide_password=True)
+        print(f"  audit trail: {audit_url}  (read it with: imguard audit list)")
+    else:
+        print("  audit trail: log lines only (AUDIT_DSN is empty)")
     for path, (name, _) in routes.items():
         print(f"  POST {base}{path}    -> functions/{name}/index.main_handler")
 
-    query = {
-        "SdkAppid": os.environ["IM_SDKAPPID"],
-        "CallbackCommand": "C2C.CallbackBeforeSendMsg",
-        "contenttype": "json",
-        "ClientIP": "127.0.0.1",
-        "OptPlatform": "RESTAPI",
-    }
     token = os.environ.get("IM_CALLBACK_TOKEN", "").strip()
-    if token:
-        request_time = str(int(time.time()))
-        query.update(RequestTime=request_time, Sign=expected_sign(token, request_time))
+    query = callback_query(os.environ["IM_SDKAPPID"], "C2C.CallbackBeforeSendMsg", token)
     sample = {
         "CallbackCommand": "C2C.CallbackBeforeSendMsg",
         "From_Account": "alice",
