@@ -55,7 +55,9 @@ def build_pure_wheels(requirements: List[str], wheelhouse: Path) -> None:
     if all(any(wheelhouse.glob(f"{name.replace('-', '_')}-*-py3-none-any.whl")) for name in pins):
         return
     env = dict(os.environ, CC="false")  # no compiler: crcmod's setup.py falls back to pure Python
-    pip("wheel", "--no-cache-dir", "--no-deps", "--no-binary", ":all:", "-w", str(wheelhouse), *pins.values(), env=env)
+    # --use-pep517: an isolated build with its own setuptools and wheel, whatever pip and Python run this
+    pip("wheel", "--use-pep517", "--no-cache-dir", "--no-deps", "--no-binary", ":all:", "-w", str(wheelhouse),
+        *pins.values(), env=env)
 
 
 def install_dependencies(target: Path, python: str, native: bool, wheelhouse: Path) -> None:
