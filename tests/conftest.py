@@ -128,7 +128,8 @@ def make_function(base_env, fake_ci) -> Callable[..., Callable]:
     """Import a function's index.py (as SCF would) with CI pointed at the fake."""
 
     def make(name: str = "im_callback", ci: bool = True, **env: Any) -> Callable:
-        settings: Dict[str, Any] = {"IM_SDKAPPID": SDKAPPID}
+        # Tests change what the fake CI says between calls; the verdict cache has tests of its own.
+        settings: Dict[str, Any] = {"IM_SDKAPPID": SDKAPPID, "VERDICT_CACHE_S": "0"}
         if ci:
             settings.update(
                 COS_BUCKET="imguard-1250000000",

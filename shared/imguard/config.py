@@ -55,6 +55,7 @@ VARIABLES: Dict[str, Variable] = {
         Variable("CI_BIZTYPE", "", "CI moderation policy (BizType) from the CI console; empty uses the default policy"),
         Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
         Variable("CI_SCHEME", "https", "http or https for CI requests"),
+        Variable("VERDICT_CACHE_S", "300", "keep CI's verdicts on identical texts and image URLs this many seconds (0 turns it off)"),
         Variable("RULES_PATH", "", "YAML file of local block/replace/allow rules"),
         Variable("RULES_URL", "", "http(s) URL of the rules (e.g. a COS object), re-read while running"),
         Variable("RULES_REFRESH_S", "60", "re-read RULES_URL at most this often, in seconds"),
@@ -191,6 +192,7 @@ class Settings:
     rules_path: Optional[str] = None
     rules_url: Optional[str] = None
     rules_refresh_s: int = 60
+    verdict_cache_s: int = 300
     friend_reject_code: int = 38000
     profile_remediate: bool = False
     profile_placeholder: str = "***"
@@ -234,6 +236,7 @@ class Settings:
             rules_path=env.opt("RULES_PATH"),
             rules_url=env.url("RULES_URL"),
             rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
+            verdict_cache_s=env.int("VERDICT_CACHE_S", 300, range(0, 86401)),
             friend_reject_code=env.int("FRIEND_REJECT_CODE", 38000, FRIEND_DENY_CODES),
             profile_remediate=profile_remediate,
             profile_placeholder=env.str("PROFILE_PLACEHOLDER", cls.profile_placeholder),

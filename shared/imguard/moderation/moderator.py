@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from imguard.config import Settings
 from imguard.im.messages import MessageContent, Path
+from imguard.moderation.cache import Key, VerdictCache, image_key, text_key
 from imguard.moderation.ci import CiClient, text_chunks
 from imguard.moderation.policy import BLOCK, REWRITE, Decision, decide
 from imguard.moderation.runner import Check, run_checks
@@ -45,6 +46,7 @@ class Moderator:
     def __init__(self, settings: Settings, ci: Optional[CiClient]):
         self._settings = settings
         self._ci = ci
+        self.cache = VerdictCache(settings.verdict_cache_s) if settings.verdict_cache_s else None
 
     def judge(self, content: MessageContent, deadline: float, rules: RuleSet) -> Judgement:
         [judgement] = self.judge_all([content], deadline, rules)
@@ -112,12 +114,19 @@ class Moderator:
             chunks = text_chunks(text)
             for i, chunk in enumerate(chunks[:MAX_CI_TEXT_CHUNKS]):
                 name = "text" if len(chunks) == 1 else f"text[{i}]"
-                checks.append(Check("ci", name, lambda chunk=chunk, name=name: ci.check_text(chunk, name)))
+                checks.append(self._check(name, text_key(chunk), lambda chunk=chunk, name=name: ci.check_text(chunk, name)))
             if len(chunks) > MAX_CI_TEXT_CHUNKS:
                 unchecked.append(Verdict(Outcome.ERROR, "ci", "text", detail=f"text over {MAX_CI_TEXT_CHUNKS} CI chunks"))
         for i, url in enumerate(images[:MAX_CI_IMAGES]):
             name = f"image[{i}]"
-            checks.append(Check("ci", name, lambda url=url, name=name: ci.check_image(url, name)))
+            checks.append(self._check(name, image_key(url), lambda url=url, name=name: ci.check_image(url, name)))
         if len(images) > MAX_CI_IMAGES:
             unchecked.append(Verdict(Outcome.ERROR, "ci", "image", detail=f"more than {MAX_CI_IMAGES} images"))
         return checks, unchecked
+
+    def _check(self, name: str, key: Key, ask_ci: Callable[[], Verdict]) -> Check:
+        """A CI check that answers from the verdict cache when it can, and fills it when it cannot."""
+        cache = self.cache
+        if cache is None:
+            return Check("ci", name, ask_ci)
+        return Check("ci", name, lambda: cache.get(key, name) or cache.put(key, ask_ci()))
