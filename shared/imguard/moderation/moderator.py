@@ -12,7 +12,7 @@ from imguard.moderation.ci import CiClient, text_chunks
 from imguard.moderation.policy import BLOCK, REWRITE, Decision, decide
 from imguard.moderation.runner import Check, run_checks
 from imguard.moderation.verdict import Outcome, Verdict
-from imguard.rules.ruleset import RuleSet
+from imguard.rules.ruleset import MAX_HITS, RuleSet
 
 # Texts longer than this are not sent to CI in full (IM itself caps messages near 12 KB);
 # what is left unchecked is reported as an error, so the fail policy decides.
@@ -90,20 +90,23 @@ class Moderator:
         started = time.monotonic()
         replacements: Dict[Path, str] = {}
         matched: List[str] = []
-        blocked = False
+        blocked = truncated = False
         for piece in content.texts:
             scan = rules.scan(piece.text)
+            truncated = truncated or scan.truncated
             matched.extend(f"{hit.entry.list}:{hit.entry.rule}" for hit in scan.hits)
             if scan.action == "block":
                 blocked = True
                 break
             if scan.action == "replace":
                 replacements[piece.path] = scan.text
-        outcome = Outcome.BLOCK if blocked else Outcome.PASS
+        # Unread text is not assumed clean: the fail policy decides, as for a check that failed.
+        outcome = Outcome.BLOCK if blocked else Outcome.ERROR if truncated else Outcome.PASS
         label = "block" if blocked else "replace" if replacements else ""
         latency = round((time.monotonic() - started) * 1000, 3)
-        verdict = Verdict(outcome, "rules", "rules", label=label, keywords=tuple(dict.fromkeys(matched)),
-                          detail=rules.version, latency_ms=latency)
+        detail = f"{rules.version}; stopped after {MAX_HITS} matches" if truncated and not blocked else rules.version
+        verdict = Verdict(outcome, "rules", "rules", label=label, keywords=tuple(dict.fromkeys(matched))[:50],
+                          detail=detail, latency_ms=latency)
         return verdict, ({} if blocked else replacements)
 
     def _ci_checks(self, text: str, images: List[str]) -> Tuple[List[Check], List[Verdict]]:

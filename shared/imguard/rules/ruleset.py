@@ -20,6 +20,9 @@ from imguard.rules.normalize import Normalizer, Switches, switches_from
 # Tencent's local-audit limits (im-content-audit-local-and-cloud.md).
 MAX_ENTRIES = 10_000
 MAX_REGEXES = 200
+# Keywords nested in one another ("a", "aa", "aaa", ...) match at every position of a long run:
+# output-sensitive matching becomes quadratic. Past this many matches a scan stops and says so.
+MAX_HITS = 20_000
 LISTS = ("block", "replace", "allow")
 
 _LATIN = re.compile(r"[a-z0-9]")
@@ -54,6 +57,7 @@ class Scan:
     action: str  # block, replace or pass
     text: str  # after masking (the original when nothing is replaced)
     hits: Tuple[Hit, ...] = ()
+    truncated: bool = False  # MAX_HITS reached: the text past the last hit was not looked at
 
     def as_dict(self, original: str) -> Dict[str, Any]:
         return {"action": self.action, "text": self.text, "hits": [h.as_dict(original) for h in self.hits]}
@@ -95,27 +99,30 @@ class RuleSet:
         return not self.entries
 
     def scan(self, text: str) -> Scan:
-        hits = self._hits(text)
+        hits, truncated = self._hits(text)
         if not hits:
-            return Scan("pass", text)
+            return Scan("pass", text, truncated=truncated)
         allows = [h for h in hits if h.entry.list == "allow"]
         live = [h for h in hits if h.entry.list != "allow" and not _covered(h, allows)]
         if not live:
-            return Scan("pass", text)
+            return Scan("pass", text, truncated=truncated)
         live.sort(key=lambda h: (h.start, -h.end))
         if any(h.entry.list == "block" for h in live):
             return Scan("block", text, tuple(live))
-        return Scan("replace", _mask(text, live), tuple(live))
+        return Scan("replace", _mask(text, live), tuple(live), truncated)
 
-    def _hits(self, text: str) -> List[Hit]:
+    def _hits(self, text: str) -> Tuple[List[Hit], bool]:
+        """The hits, and whether MAX_HITS matches (kept or not) cut the scan short."""
         hits: List[Hit] = []
         regex_view, keyword_view = self.normalizer.views(text)
         if self._has_keywords:
-            for end, (length, entries) in self._automaton.iter(keyword_view.text):
+            for seen, (end, (length, entries)) in enumerate(self._automaton.iter(keyword_view.text), 1):
                 start, stop = keyword_view.original_span(end - length + 1, end + 1)
                 for entry in entries:
                     if not entry.whole_word or _bounded(text, start, stop, self.normalizer):
                         hits.append(Hit(entry, start, stop))
+                if seen >= MAX_HITS:
+                    return hits, True
         if self._set is not None:
             for index in self._set.Match(regex_view.text) or ():
                 entry, pattern = self._regexes[index]
@@ -123,7 +130,9 @@ class RuleSet:
                     if match.end() > match.start():
                         start, stop = regex_view.original_span(match.start(), match.end())
                         hits.append(Hit(entry, start, stop))
-        return hits
+                        if len(hits) >= MAX_HITS:
+                            return hits, True
+        return hits, False
 
 
 def _covered(hit: Hit, allows: Iterable[Hit]) -> bool:
