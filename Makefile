@@ -28,8 +28,10 @@ compat: $(STAMP)
 test: $(STAMP) compat
 	$(BIN)/python -m pytest
 
+# Prints the figures README quotes; about two minutes (LOAD_SECONDS=60 of it is the HTTP load run).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
+	$(BIN)/python bench/bench_callback.py
 
 build: $(STAMP)
 	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON)

@@ -37,6 +37,13 @@ class Failure:
     status: int = 500
     body: str = "<Error><Code>InternalError</Code><Message>boom</Message><RequestId>r</RequestId></Error>"
     delay_s: float = 0.0
+    trickle_s: float = 0.0  # headers at once, then the body after this long
+
+
+def _trickled(body: str, pause_s: float):
+    yield body[:10].encode()
+    time.sleep(pause_s)
+    yield body[10:].encode()
 
 
 @dataclass
@@ -103,8 +110,8 @@ class FakeCI:
     def slow_image(self, url: str, delay_s: float) -> None:
         self.images[url] = Finding(delay_s=delay_s)
 
-    def fail(self, status: int = 500, body: Optional[str] = None, delay_s: float = 0.0) -> None:
-        self.failure = Failure(status, body if body is not None else Failure.body, delay_s)
+    def fail(self, status: int = 500, body: Optional[str] = None, delay_s: float = 0.0, trickle_s: float = 0.0) -> None:
+        self.failure = Failure(status, body if body is not None else Failure.body, delay_s, trickle_s)
 
     def calls_of(self, kind: str) -> List[Call]:
         return [c for c in self.calls if c.kind == kind]
@@ -114,8 +121,12 @@ class FakeCI:
     def _handle(self, request: Request) -> Response:
         call = self._record(request)
         if self.failure is not None:
-            time.sleep(self.failure.delay_s)
-            return Response(self.failure.body, status=self.failure.status, content_type="application/xml")
+            failure = self.failure
+            time.sleep(failure.delay_s)
+            if failure.trickle_s:
+                return Response(_trickled(failure.body, failure.trickle_s), status=failure.status,
+                                content_type="application/xml", direct_passthrough=True)
+            return Response(failure.body, status=failure.status, content_type="application/xml")
         answer = getattr(self, f"_answer_{call.kind}", None)
         if answer is None:
             return Response(_xml("Error", {"Code": "NoSuchRoute", "Message": call.path}), status=404)

@@ -51,8 +51,8 @@ class FakeIM:
     def base_url(self) -> str:
         return f"http://{self.server.host}:{self.server.port}"
 
-    def script(self, path: str, *answers: Dict[str, Any]) -> None:
-        """Answer the next requests to ``path`` with these bodies, then behave normally."""
+    def script(self, path: str, *answers: Any) -> None:
+        """Answer the next requests to ``path`` with these bodies (or raw werkzeug Responses), then behave normally."""
         self._scripted[path].extend(answers)
 
     def _handle(self, request: Request) -> Response:
@@ -65,7 +65,8 @@ class FakeIM:
             return self._json({"ActionStatus": "FAIL", "ErrorCode": problem[0], "ErrorInfo": problem[1]})
         with self._lock:
             if self._scripted[request.path]:
-                return self._json(self._scripted[request.path].popleft())
+                answer = self._scripted[request.path].popleft()
+                return answer if isinstance(answer, Response) else self._json(answer)
         if request.path == self.WITHDRAW:
             return self._json(self._withdraw(body))
         if request.path == self.RECALL:
