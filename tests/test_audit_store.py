@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 
@@ -304,3 +305,29 @@ def test_an_unwritable_sqlite_path_does_not_stop_the_function(make_function, fak
         time.sleep(0.05)
         lines += log_lines(capsys)
     assert any(l["event"] == "audit.store_failed" for l in lines)
+
+
+def test_two_instances_creating_the_tables_at_once_both_end_up_writing(audit_dsn):
+    # GIVEN two cold instances starting together on an empty database
+    stores = [AuditStore(audit_dsn), AuditStore(audit_dsn)]
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def first_write(store, name):
+        barrier.wait()
+        try:
+            store.write([record(request_id=name)])
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_write, args=(s, f"r{i}")) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN neither lost its record to the other's CREATE TABLE
+    assert errors == []
+    assert sorted(r["request_id"] for r in stores[0].recent()) == ["r0", "r1"]
+    for store in stores:
+        store.dispose()

@@ -7,6 +7,7 @@ is a GROUP BY and not a scan of JSON.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -24,13 +25,14 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    inspect,
     func,
     or_,
     select,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from imguard.audit.record import AuditRecord
 
@@ -148,7 +150,18 @@ class AuditStore:
         url = self.engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine, checkfirst=True)
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                break
+            except DatabaseError:
+                # Another instance (or the CLI) created a table between our check and our CREATE:
+                # look again, and create whatever is still missing.
+                if set(metadata.tables) <= set(inspect(self.engine).get_table_names()):
+                    break
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
         self._ready = True
 
     @staticmethod
