@@ -209,3 +209,13 @@ def stored(dsn: str, count: int = 1, timeout: float = 5.0, **filters: Any) -> li
             time.sleep(0.02)
     finally:
         store.dispose()
+
+
+def wait_for_log(capsys, event: str, timeout: float = 5.0) -> list:
+    """The log lines written until one with ``event`` appears (background threads log late)."""
+    lines: list = []
+    end = time.monotonic() + timeout
+    while not any(line["event"] == event for line in lines) and time.monotonic() < end:
+        time.sleep(0.05)
+        lines += log_lines(capsys)
+    return lines

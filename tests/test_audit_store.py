@@ -12,7 +12,8 @@ from sqlalchemy import inspect
 from imguard.audit.record import AuditRecord, utc_now
 from imguard.audit.store import AuditStore
 from imguard.audit.trail import AuditTrail
-from tests.conftest import answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event
+from tests.conftest import (answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event,
+                            wait_for_log)
 
 CI_ADS = {"source": "ci", "check": "text", "outcome": "block", "label": "Ads", "score": 91, "keywords": ["加微信"]}
 RULES_HIT = {"source": "rules", "check": "rules", "outcome": "block", "label": "block",
@@ -176,11 +177,7 @@ def test_a_store_that_is_down_is_logged_and_counted_and_the_answer_is_unchanged(
     # THEN it is rejected as usual, in time, and the log still holds the decision
     assert answer["ErrorCode"] == 1
     assert time.monotonic() - started < 1.0
-    lines = []
-    end = time.monotonic() + 5
-    while not any(l["event"] == "audit.store_failed" for l in lines) and time.monotonic() < end:
-        time.sleep(0.05)
-        lines += log_lines(capsys)
+    lines = wait_for_log(capsys, "audit.store_failed")
     [decision] = [l for l in lines if l["event"] == "callback.moderated"]
     assert decision["action"] == "block"
     [failure] = [l for l in lines if l["event"] == "audit.store_failed"]
@@ -299,12 +296,7 @@ def test_an_unwritable_sqlite_path_does_not_stop_the_function(make_function, fak
                                scf_context()))
 
     assert answer["ErrorCode"] == 0
-    end = time.monotonic() + 5
-    lines = []
-    while not any(l["event"] == "audit.store_failed" for l in lines) and time.monotonic() < end:
-        time.sleep(0.05)
-        lines += log_lines(capsys)
-    assert any(l["event"] == "audit.store_failed" for l in lines)
+    assert any(l["event"] == "audit.store_failed" for l in wait_for_log(capsys, "audit.store_failed"))
 
 
 def test_two_instances_creating_the_tables_at_once_both_end_up_writing(audit_dsn):

@@ -55,10 +55,6 @@ class AuditTrail:
         return cls(AuditStore(audit.dsn, audit.store_content), audit.wait_ms)
 
     @property
-    def store(self):
-        return self._store
-
-    @property
     def queued(self) -> int:
         """Records waiting for the store (not counting a batch being written)."""
         with self._cond:
