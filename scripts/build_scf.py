@@ -47,7 +47,7 @@ def pip(*args: str, env: dict = None) -> None:
 
 
 def build_pure_wheels(requirements: List[str], wheelhouse: Path) -> None:
-    pins = {name: pin for name, pin in SDIST_ONLY.items()}
+    pins = dict(SDIST_ONLY)
     for requirement in requirements:
         name = requirement.split("==")[0].split("[")[0].strip().lower()
         if name in pins and pins[name] is None:
@@ -119,8 +119,7 @@ def main(argv: List[str] = None) -> int:
     install_dependencies(deps, python, args.native, args.out / ".wheelhouse")
     for name in FUNCTIONS:
         folder = build_function(name, args.out, None if args.layer else deps)
-        print(f"built {folder.relative_to(args.out.parent) if args.out.parent in folder.parents else folder}"
-              f" ({_size_mb(folder):.1f} MB)")
+        print(f"built {folder} ({_size_mb(folder):.1f} MB)")
     if args.layer:
         archive = args.out / "layer" / f"imguard-deps-{tag}.zip"
         zip_folder(deps, archive)

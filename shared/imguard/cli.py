@@ -126,13 +126,12 @@ def _audit_read(args: argparse.Namespace, read) -> int:
 
 
 def _audit_list(args: argparse.Namespace) -> int:
-    import hashlib
-
     from imguard.audit import report
+    from imguard.logs import text_sha256
 
     def read(store, now) -> int:
         since = report.parse_since(args.since, now) if args.since else None
-        sha = hashlib.sha256(args.text.encode("utf-8")).hexdigest() if args.text else None
+        sha = text_sha256(args.text) if args.text else None
         rows = store.recent(since=since, user=args.user, action=args.action, sha256=sha, limit=args.limit)
         print(report.as_json(rows) if args.json else report.list_table(rows))
         return 0

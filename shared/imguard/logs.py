@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import traceback
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 
 
@@ -49,9 +49,11 @@ def failure(event: str, exc: BaseException, **fields: Any) -> None:
     emit(event, level="error", exception=type(exc).__name__, where=where, **fields)
 
 
-def fingerprint(text: str) -> Dict[str, Any]:
+def text_sha256(text: str) -> str:
+    """The one digest of user text imguard uses: logs, audit records, the CLI's --text and the verdict cache."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def fingerprint(text: str, sha256: Optional[str] = None) -> Dict[str, Any]:
     """What a log may say about user text: its length and digest, never the text."""
-    return {
-        "len": len(text),
-        "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-    }
+    return {"len": len(text), "sha256": sha256 or text_sha256(text)}

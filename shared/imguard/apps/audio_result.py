@@ -49,7 +49,7 @@ class AudioResultApp:
 
     def route(self, request: HttpRequest):
         started = time.monotonic()
-        limit_s = (request.time_limit_ms or DEFAULT_TIME_LIMIT_S * 1000) / 1000
+        limit_s = request.time_limit_s(DEFAULT_TIME_LIMIT_S)
         deadline = started + max(1.0, limit_s - SAFETY_MARGIN_S)
         callback = CiCallback.from_body(request.json_object())
         log = dict(request_id=request.request_id, version=callback.version, kind=callback.kind,

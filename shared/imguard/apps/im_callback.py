@@ -67,7 +67,7 @@ class ImCallbackApp:
         settings = self.settings
         authenticate(request, settings.sdk_app_id, settings.callback_token, settings.max_skew_s)
         body = request.json_object()
-        time_limit_s = (request.time_limit_ms or DEFAULT_TIME_LIMIT_S * 1000) / 1000
+        time_limit_s = request.time_limit_s(DEFAULT_TIME_LIMIT_S)
         call = Call(
             request_id=request.request_id,
             command=request.query("CallbackCommand"),

@@ -1,8 +1,8 @@
 """One decision, in the form both sinks keep (the JSON log line and the SQL store)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Sequence
 
@@ -42,12 +42,10 @@ class AuditRecord:
     def target(self) -> str:
         return self.group_id or self.receiver
 
-    @property
+    @cached_property  # read by both sinks; a frozen dataclass still has a __dict__ to cache in
     def content_sha256(self) -> Optional[str]:
         """The digest an operator can recompute from a user's complaint ("I only wrote ...")."""
-        if not self.text:
-            return None
-        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+        return logs.text_sha256(self.text) if self.text else None
 
     def log_fields(self) -> Dict[str, Any]:
         """The log line: everything but the text and URLs in clear."""
@@ -60,7 +58,7 @@ class AuditRecord:
             msg_key=self.msg_key or None,
             msg_seq=self.msg_seq,
             types=list(self.content_types) or None,
-            text=logs.fingerprint(self.text) if self.text else None,
+            text=logs.fingerprint(self.text, self.content_sha256) if self.text else None,
             action=self.action,
             degraded=self.degraded or None,
             whitelisted=self.whitelisted or None,

@@ -288,10 +288,7 @@ class AuditStore:
 
 
 def _reason_out(row: Dict[str, Any]) -> Dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in ("id", "audit_id") and v not in ("", None)}
+    out = {k: v for k, v in row.items() if k not in ("id", "audit_id", "keywords") and v not in ("", None)}
     keywords = json.loads(row["keywords"] or "[]")
-    out["keywords"] = keywords
-    if not keywords:
-        del out["keywords"]
-    return out
+    return dict(out, keywords=keywords) if keywords else out
 

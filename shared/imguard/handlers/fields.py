@@ -138,7 +138,7 @@ class FieldHandlers:
             degraded=degraded,
             whitelisted=self.services.whitelisted(sender),
             text="\n".join(f.text for f in fields),
-            details={k: v for k, v in dict(details or {}, remediation=remediation).items() if v is not None},
+            details=dict(details or {}, remediation=remediation),  # both sinks drop empty (None) values
         )
 
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import uuid
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 from imguard.http.errors import BadRequest
 
@@ -50,10 +50,10 @@ class HttpRequest:
                 return candidate
         return uuid.uuid4().hex
 
-    @property
-    def time_limit_ms(self) -> Optional[int]:
+    def time_limit_s(self, default_s: float) -> float:
+        """The invocation's time limit from SCF's context, in seconds; ``default_s`` when it gives none."""
         limit = self._context.get("time_limit_in_ms")
-        return limit if isinstance(limit, int) and limit > 0 else None
+        return limit / 1000 if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else default_s
 
     @property
     def raw_body(self) -> bytes:

@@ -7,13 +7,13 @@ safe to share between the threads that answer concurrent callbacks.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Callable, Optional, Tuple
 
+from imguard.logs import text_sha256
 from imguard.moderation.verdict import Outcome, Verdict
 
 MAX_ENTRIES = 20_000
@@ -23,7 +23,7 @@ Key = Tuple[str, str]
 
 
 def text_key(text: str) -> Key:
-    return ("text", hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    return ("text", text_sha256(text))
 
 
 def image_key(url: str) -> Key:
