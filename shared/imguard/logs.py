@@ -10,7 +10,6 @@ import traceback
 from typing import Any, Dict, Optional
 
 
-
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is now (SCF and pytest both replace it)."""
 
@@ -52,6 +51,17 @@ def failure(event: str, exc: BaseException, **fields: Any) -> None:
 def text_sha256(text: str) -> str:
     """The one digest of user text imguard uses: logs, audit records, the CLI's --text and the verdict cache."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def safe_url(url: str) -> str:
+    """A URL as a log may show it: scheme, host and path, never the query string or fragment
+    (presigned COS links carry their credentials there)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def clip(text: str, size: int = 200) -> str:
+    """An error text short enough for a log line: a parser's message can quote a whole document."""
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def fingerprint(text: str, sha256: Optional[str] = None) -> Dict[str, Any]:

@@ -27,6 +27,10 @@ Handler = Callable[[Dict[str, Any], Dict[str, Any]], Any]
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 # The timeouts serverless.yml gives each function.
 TIME_LIMITS_MS = {"im_callback": 3000, "audio_result": 30000}
+# Callback bodies are a few KB (an IM message is at most 12 KB); anything far larger is refused unread.
+MAX_REQUEST_BYTES = 1024 * 1024
+# A client silent this long (before or inside a request) is dropped, so it cannot hold a thread for ever.
+CLIENT_TIMEOUT_S = 10.0
 
 
 def load_handler(index_py: Path, module_name: str) -> Handler:
@@ -99,9 +103,21 @@ def integration_response(result: Any) -> Tuple[int, Dict[str, str], bytes]:
 class LocalGateway(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], routes: Mapping[str, Tuple[str, Handler]]):
+    def __init__(
+        self, address: Tuple[str, int], routes: Mapping[str, Tuple[str, Handler]],
+        client_timeout_s: float = CLIENT_TIMEOUT_S,
+    ):
         super().__init__(address, _RequestHandler)
         self.routes = dict(routes)
+        self.client_timeout_s = client_timeout_s
+
+
+class _Refused(Exception):
+    """A request refused before it reaches a function; carries the status and the reason."""
+
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -111,16 +127,38 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # would add ~40 ms to every answer and make local latency figures meaningless.
     disable_nagle_algorithm = True
 
+    def setup(self) -> None:
+        # StreamRequestHandler.setup() applies ``timeout`` to the socket: every read and write
+        # then fails after that long instead of waiting on a silent client.
+        self.timeout = self.server.client_timeout_s
+        super().setup()
+
     def do_POST(self) -> None:
-        self._dispatch()
+        try:
+            body = self._body()
+        except _Refused as refused:
+            # The unread body would be taken for the next request: this connection is done.
+            self.close_connection = True
+            payload = json.dumps({"error": refused.error, "message": refused.message}).encode()
+            self._send(refused.status, {"Content-Type": "application/json", "Connection": "close"}, payload)
+            return
+        self._dispatch(body)
 
     do_GET = do_PUT = do_DELETE = do_POST
 
-    def _dispatch(self) -> None:
+    def _body(self) -> bytes:
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        # RFC 9110: 1*DIGIT, ASCII only (int() alone would take "-5" and "١٢").
+        if not (declared.isascii() and declared.isdigit()):
+            raise _Refused(400, "BadRequest", f"Content-Length must be a number of bytes, got {declared[:40]!r}")
+        length = int(declared)
+        if length > MAX_REQUEST_BYTES:
+            raise _Refused(413, "PayloadTooLarge", f"body of {length} bytes: at most {MAX_REQUEST_BYTES}")
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self, body: bytes) -> None:
         url = urlsplit(self.path)
         route = self.server.routes.get(url.path.rstrip("/") or "/")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
         if route is None:
             self._send(404, {"Content-Type": "application/json"}, b'{"error":"NotFound","message":"no such route"}')
             return

@@ -36,6 +36,10 @@ _INVISIBLE = (
 _STYLED_BLOCKS = [(0x2100, 0x2150), (0x2460, 0x2500), (0x1D400, 0x1D800), (0x1F100, 0x1F200)]
 _LATIN_NAME = re.compile(r"LATIN (?:CAPITAL|SMALL) LETTER ([A-Z])$")
 
+# Code points one fold table remembers (~8 MiB): far more than real traffic uses (common CJK,
+# Latin, emoji), far fewer than the 1.1 million a flood of made-up text can bring.
+MAX_FOLD_ENTRIES = 65_536
+
 
 @dataclass(frozen=True)
 class Switches:
@@ -98,7 +102,12 @@ def _is_noise(ch: str) -> bool:
 
 
 class _FoldTable(dict):
-    """A ``str.translate`` table filled on first sight of each character, then read at C speed."""
+    """A ``str.translate`` table filled on first sight of each character, then read at C speed.
+
+    Full at MAX_FOLD_ENTRIES, it starts over rather than stop remembering: a table frozen
+    when full would leave whatever came after a flood slow for good, while a cleared one
+    learns today's characters again at the cost of one fold each.
+    """
 
     def __init__(self, fold_char):
         super().__init__()
@@ -106,6 +115,8 @@ class _FoldTable(dict):
 
     def __missing__(self, cp: int) -> str:
         value = self._fold_char(chr(cp))
+        if len(self) >= MAX_FOLD_ENTRIES:
+            self.clear()
         self[cp] = value
         return value
 

@@ -14,7 +14,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 import ahocorasick
 import re2
 import yaml
+from yaml.composer import ComposerError
 
+from imguard import logs
 from imguard.rules.normalize import Normalizer, Switches, switches_from
 
 # Tencent's local-audit limits (im-content-audit-local-and-cloud.md).
@@ -29,7 +31,14 @@ _LATIN = re.compile(r"[a-z0-9]")
 
 
 class RulesError(ValueError):
-    """The rules cannot be loaded; the message names the entry."""
+    """The rules cannot be loaded; the message names the entry.
+
+    Clipped, since it ends up in log lines and ConfigError: a YAML error or an entry's repr
+    can quote megabytes of the document.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(logs.clip(message))
 
 
 @dataclass(frozen=True)
@@ -243,11 +252,30 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
     raise RulesError(f"{where}: expected a keyword string or {{regex: PATTERN}}, got {item!r}")
 
 
+class _RulesLoader(yaml.SafeLoader):
+    """safe_load, refusing aliases (``*name``).
+
+    Each alias can repeat a whole subtree, so a few hundred bytes of nested aliases
+    (billion laughs) stand for billions of entries that parse() and error reprs would walk.
+    Bounding the expanded size would mean walking it; rules files are flat lists with no
+    use for aliases, so refusing the first one is both cheaper and simpler. Anchors alone
+    are harmless and still load.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ComposerError(None, None, "aliases (*name) are not allowed in rules files", mark)
+        return super().compose_node(parent, index)
+
+
 def loads(text: str, version: str = "") -> RuleSet:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_RulesLoader)
     except yaml.YAMLError as exc:
         raise RulesError(f"not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise RulesError("not valid YAML: nested too deeply") from None
     return parse(data, version)
 
 

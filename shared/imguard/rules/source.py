@@ -3,21 +3,38 @@
 With ``RULES_URL`` the rules are fetched again at most every ``RULES_REFRESH_S``
 seconds with ``If-None-Match``; a new version is compiled aside and swapped in
 whole, and a broken one is logged while the last good version stays in force.
-The fetch runs in the background: a callback never waits for it.
+The fetch runs in the background: a callback never waits for it, and a cold
+start waits for the first one at most COLD_START_WAIT_S.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
+from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import requests
+import urllib3
 
 from imguard import logs
 from imguard.moderation.runner import background
 from imguard.rules.ruleset import RuleSet, RulesError, loads, no_rules
+
+# SCF counts the cold start against the first invocation, which IM gives 2 s in all:
+# past this, the function starts with the file rules (or none) and the URL's arrive later.
+COLD_START_WAIT_S = 1.0
+# requests' timeouts count per read, so a server sending a byte every few seconds never trips
+# them; the body must also arrive within this, in total, and be no larger than this.
+FETCH_TOTAL_S = 10.0
+MAX_RULES_BYTES = 4 * 1024 * 1024
+_TIMEOUTS = (2.0, 5.0)  # connect, and each read
+_READ_BYTES = 64 * 1024
+
+
+class FetchError(Exception):
+    """RULES_URL gave nothing usable; the message says why, for the log."""
 
 
 def load_file(path: str) -> RuleSet:
@@ -43,18 +60,23 @@ class RulesSource:
         self._next_check = 0.0
         self._lock = threading.Lock()
         self._refreshing = False
-        if url:
-            self.refresh()
+        if url and not wait([self._start_refresh()], timeout=COLD_START_WAIT_S).done:
+            logs.emit("rules.url_slow", level="warning", url=logs.safe_url(self._url), waited_s=COLD_START_WAIT_S,
+                      version=self._rules.version)
 
     def current(self) -> RuleSet:
         """The rules in force; past the refresh interval, also starts a background fetch."""
         if self._url and self._clock() >= self._next_check:
-            with self._lock:
-                start = not self._refreshing
-                self._refreshing = True
-            if start:
-                background(self._refresh_in_background)
+            self._start_refresh()
         return self._rules
+
+    def _start_refresh(self) -> Optional[Future]:
+        """The Future of a new background fetch; None when one is already under way."""
+        with self._lock:
+            if self._refreshing:
+                return None
+            self._refreshing = True
+        return background(self._refresh_in_background)
 
     def _refresh_in_background(self) -> None:
         try:
@@ -66,26 +88,60 @@ class RulesSource:
     def refresh(self) -> bool:
         """Fetch the URL now; True when a new version was swapped in."""
         self._next_check = self._clock() + self._refresh_s
-        headers = {"If-None-Match": self._etag} if self._etag else {}
+        url = logs.safe_url(self._url)
         try:
-            response = self._session.get(self._url, headers=headers, timeout=(2.0, 5.0))
-        except requests.RequestException as exc:
-            logs.emit("rules.fetch_failed", level="error", url=self._url, detail=type(exc).__name__,
-                      version=self._rules.version)
+            fetched = self._fetch()
+        except FetchError as exc:
+            logs.emit("rules.fetch_failed", level="error", url=url, detail=str(exc), version=self._rules.version)
             return False
-        if response.status_code == 304:
+        if fetched is None:  # 304: what is in force is current
             return False
-        if response.status_code != 200:
-            logs.emit("rules.fetch_failed", level="error", url=self._url, detail=f"HTTP {response.status_code}",
-                      version=self._rules.version)
-            return False
-        etag = response.headers.get("ETag")
-        version = f"url:{etag or hashlib.sha256(response.content).hexdigest()[:12]}"
+        body, etag = fetched
+        version = f"url:{etag or hashlib.sha256(body).hexdigest()[:12]}"
         try:
-            rules = loads(response.content.decode("utf-8"), version=version)
+            rules = loads(body.decode("utf-8"), version=version)
         except (RulesError, UnicodeDecodeError) as exc:
-            logs.emit("rules.rejected", level="error", url=self._url, detail=str(exc), kept=self._rules.version)
+            logs.emit("rules.rejected", level="error", url=url, detail=str(exc), kept=self._rules.version)
             return False
         self._rules, self._etag = rules, etag
-        logs.emit("rules.loaded", url=self._url, version=version, entries=len(rules.entries))
+        logs.emit("rules.loaded", url=url, version=version, entries=len(rules.entries))
         return True
+
+    def _fetch(self) -> Optional[Tuple[bytes, Optional[str]]]:
+        """The body and ETag of a new version; None when unchanged. Raises FetchError."""
+        # Uncompressed, so MAX_RULES_BYTES counts what is parsed, not what a gzip bomb expands to.
+        headers = {"Accept-Encoding": "identity"}
+        if self._etag:
+            headers["If-None-Match"] = self._etag
+        deadline = time.monotonic() + FETCH_TOTAL_S
+        try:
+            with self._session.get(self._url, headers=headers, timeout=_TIMEOUTS, stream=True) as response:
+                if response.status_code == 304:
+                    return None
+                if response.status_code != 200:
+                    raise FetchError(f"HTTP {response.status_code}")
+                return _read_body(response, deadline), response.headers.get("ETag")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            # Only the type: the message of a connection error quotes the URL, query string included.
+            raise FetchError(type(exc).__name__) from None
+
+
+def _read_body(response: requests.Response, deadline: float) -> bytes:
+    """The whole body, refused past MAX_RULES_BYTES or past ``deadline`` (time.monotonic()).
+
+    read1 returns whatever one read brings, so the deadline is checked at least once per
+    read timeout however slowly the bytes come; iter_content would wait to fill each chunk.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RULES_BYTES:
+        raise FetchError(f"body of {declared} bytes: at most {MAX_RULES_BYTES} are allowed")
+    body = bytearray()
+    while True:
+        chunk = response.raw.read1(_READ_BYTES)
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > MAX_RULES_BYTES:
+            raise FetchError(f"body over {MAX_RULES_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise FetchError(f"body not complete within {FETCH_TOTAL_S} s")
