@@ -28,10 +28,11 @@ compat: $(STAMP)
 test: $(STAMP) compat
 	$(BIN)/python -m pytest
 
-# Prints the figures README quotes; about two minutes (LOAD_SECONDS=60 of it is the HTTP load run).
+# Prints the figures README quotes; about two minutes (LOAD_SECONDS=60 of it is the HTTP load run, ~10 s the memory floods).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
 	$(BIN)/python bench/bench_callback.py
+	$(BIN)/python bench/bench_memory.py
 
 build: $(STAMP)
 	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON)

@@ -11,7 +11,8 @@ from sqlalchemy import inspect
 
 from imguard.audit.record import AuditRecord, utc_now
 from imguard.audit.store import AuditStore
-from imguard.audit.trail import AuditTrail
+from imguard.audit.trail import MAX_QUEUED, MAX_QUEUED_BYTES, AuditTrail
+from imguard.config import audit_dsn as parsed_dsn
 from tests.conftest import (answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event,
                             wait_for_log)
 
@@ -211,6 +212,45 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(monkeypatch, sqlite_dsn, 
     blocker.close()
     assert trail.flush(timeout=10)
     assert sorted(r["request_id"] for r in store.recent()) == ["r0", "r3", "r4", "r5"]
+    store.dispose()
+
+
+def test_with_the_store_down_queued_records_hold_no_text_and_stay_within_the_byte_budget(capsys):
+    # GIVEN a trail whose store is down (nothing listens there) and keeps no content
+    store = AuditStore(parsed_dsn("postgresql://postgres@127.0.0.1:9/test"), store_content=False)
+    trail = AuditTrail(store, wait_ms=0)
+    texts = {}
+
+    # WHEN 5,000 decisions on 10 KB texts with an image arrive: 50 MB of text, were it kept
+    for i in range(5_000):
+        texts[f"r{i}"] = f"{i:05d} " + "spam " * 2_000
+        trail.record(record(request_id=f"r{i}", text=texts[f"r{i}"], urls=[f"https://img.example.com/{i}.png"]))
+
+    # THEN what waits for the store is the digest of each text, not the text or the URL
+    pending = trail.pending()
+    assert pending and all(r.text == "" and r.urls == () for r in pending)
+    assert all(r.content_sha256 == record(text=texts[r.request_id]).content_sha256 for r in pending)
+    # AND the byte budget, well before the record count, made room by dropping the oldest
+    assert trail.queued_bytes <= MAX_QUEUED_BYTES and len(pending) < MAX_QUEUED
+    assert trail.dropped > 0 and pending[-1].request_id == "r4999"
+    # AND the log line of each decision, written first, is unchanged: length and digest of the text
+    decisions = [l for l in log_lines(capsys) if l["event"] == "callback.moderated"]
+    assert len(decisions) == 5_000
+    assert decisions[-1]["text"] == {"len": len(texts["r4999"]), "sha256": pending[-1].content_sha256}
+    store.dispose()
+
+
+@pytest.mark.parametrize("store_content", [True, False])
+def test_the_trail_hands_the_store_the_text_only_when_it_keeps_it(sqlite_dsn, store_content):
+    store = AuditStore(sqlite_dsn, store_content=store_content)
+    trail = AuditTrail(store, wait_ms=0)
+
+    trail.record(record(text="加微信 😀", urls=["https://img.example.com/1.png"]))
+
+    assert trail.flush(timeout=10)
+    [row] = store.recent()
+    assert row["content_sha256"] == record(text="加微信 😀").content_sha256
+    assert row["content"] == ({"text": "加微信 😀", "urls": ["https://img.example.com/1.png"]} if store_content else None)
     store.dispose()
 
 

@@ -1,8 +1,8 @@
 """One decision, in the form both sinks keep (the JSON log line and the SQL store)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Sequence
 
@@ -37,15 +37,26 @@ class AuditRecord:
     details: Dict[str, Any] = field(default_factory=dict)  # command-specific extras for the log and the store
     level: str = "info"
     created_at: datetime = field(default_factory=utc_now)
+    # The digest an operator can recompute from a user's complaint ("I only wrote ..."). Derived from
+    # ``text`` when not given; a field rather than a property so that it outlives the text (without_content).
+    content_sha256: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.content_sha256 is None and self.text:
+            object.__setattr__(self, "content_sha256", logs.text_sha256(self.text))
 
     @property
     def target(self) -> str:
         return self.group_id or self.receiver
 
-    @cached_property  # read by both sinks; a frozen dataclass still has a __dict__ to cache in
-    def content_sha256(self) -> Optional[str]:
-        """The digest an operator can recompute from a user's complaint ("I only wrote ...")."""
-        return logs.text_sha256(self.text) if self.text else None
+    def without_content(self) -> "AuditRecord":
+        """This record as a store that keeps no content needs it: the digest, not the text or the URLs."""
+        return replace(self, text="", urls=())
+
+    def footprint(self) -> int:
+        """Roughly the bytes this record holds, for budgets: a walk over its values, no serialisation."""
+        attributes = vars(self)  # its names are shared by every record; only the values are its own
+        return sys.getsizeof(self) + sys.getsizeof(attributes) + sum(_footprint(v) for v in attributes.values())
 
     def log_fields(self) -> Dict[str, Any]:
         """The log line: everything but the text and URLs in clear."""
@@ -67,6 +78,16 @@ class AuditRecord:
             **self.details,
         )
 
+
+def _footprint(value: Any, depth: int = 0) -> int:
+    """sys.getsizeof over containers and what they hold, a few levels down (reasons and details are shallow)."""
+    size = sys.getsizeof(value)
+    if depth < 4:
+        if isinstance(value, dict):
+            size += sum(_footprint(k, depth + 1) + _footprint(v, depth + 1) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            size += sum(_footprint(item, depth + 1) for item in value)
+    return size
 
 
 def _loggable(reason: Dict[str, Any]) -> Dict[str, Any]:

@@ -6,6 +6,11 @@ stay queued and are written after the answer; SCF may freeze the instance in
 between, in which case they are written when it thaws. A store that is down
 costs nothing but a counter and a log line per failed batch: the JSON log
 line, written first and always, carries the same record.
+
+The queue is bounded in bytes as well as in records, and when the store keeps
+no content (AUDIT_STORE_CONTENT=false) a queued record holds no text or URLs,
+only their digest: a flood of long messages while the store is down must not
+outgrow the function's memory.
 """
 from __future__ import annotations
 
@@ -19,16 +24,19 @@ from imguard.audit.record import AuditRecord
 from imguard.config import AuditSettings
 
 MAX_QUEUED = 10_000  # beyond this the oldest queued records are dropped (and counted)
+MAX_QUEUED_BYTES = 8 * 1024 * 1024  # and beyond this estimate (AuditRecord.footprint) too
+TICKET_BYTES = 1200  # a ticket's own cost, mostly its threading.Event (measured with tracemalloc)
 MAX_BATCH = 200
 MAX_ATTEMPTS = 3  # a record the store could not be reached for this often is given up
 BACKOFF_S = (1.0, 5.0, 30.0)
 
 
 class _Ticket:
-    __slots__ = ("record", "attempts", "done")
+    __slots__ = ("record", "size", "attempts", "done")
 
     def __init__(self, record: AuditRecord):
         self.record = record
+        self.size = TICKET_BYTES + record.footprint()
         self.attempts = 0
         self.done = threading.Event()
 
@@ -38,6 +46,7 @@ class AuditTrail:
         self._store = store  # an AuditStore, or None for log-only
         self._wait_s = wait_ms / 1000
         self._queue: Deque[_Ticket] = deque()
+        self._queued_bytes = 0  # the tickets in _queue, not a batch out at the store (at most MAX_BATCH)
         self._cond = threading.Condition()
         self._writer: Optional[threading.Thread] = None
         self._retry_at = 0.0
@@ -60,6 +69,17 @@ class AuditTrail:
         with self._cond:
             return len(self._queue)
 
+    @property
+    def queued_bytes(self) -> int:
+        """The estimated size of the records waiting for the store."""
+        with self._cond:
+            return self._queued_bytes
+
+    def pending(self) -> List[AuditRecord]:
+        """The records waiting for the store, oldest first, as queued (without content unless the store keeps it)."""
+        with self._cond:
+            return [ticket.record for ticket in self._queue]
+
     def record(self, *records: AuditRecord, deadline: Optional[float] = None) -> None:
         """Log ``records`` and queue them for the store; wait for the store at most AUDIT_WAIT_MS,
         and not past ``deadline`` (a time.monotonic() value)."""
@@ -67,14 +87,14 @@ class AuditTrail:
             logs.emit(record.event, level=record.level, **record.log_fields())
         if self._store is None or not records:
             return
+        if not self._store.store_content:
+            records = tuple(record.without_content() for record in records)
         tickets = [_Ticket(record) for record in records]
         with self._cond:
             for ticket in tickets:
-                if len(self._queue) >= MAX_QUEUED:
-                    self._queue.popleft().done.set()
-                    self.dropped += 1
-                    logs.emit("audit.dropped", level="error", dropped_total=self.dropped, queued=len(self._queue))
+                self._make_room(1, ticket.size)
                 self._queue.append(ticket)
+                self._queued_bytes += ticket.size
             self._start_writer()
             self._cond.notify()
         if self._retry_at > time.monotonic():
@@ -96,6 +116,16 @@ class AuditTrail:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def _make_room(self, count: int, size: int) -> None:
+        """Drop the oldest queued records until ``count`` more of ``size`` bytes fit (called holding _cond)."""
+        while self._queue and (len(self._queue) + count > MAX_QUEUED
+                               or self._queued_bytes + size > MAX_QUEUED_BYTES):
+            dropped = self._queue.popleft()
+            self._queued_bytes -= dropped.size
+            dropped.done.set()
+            self.dropped += 1
+            logs.emit("audit.dropped", level="error", dropped_total=self.dropped, queued=len(self._queue))
+
     def _start_writer(self) -> None:
         if self._writer is None or not self._writer.is_alive():
             self._writer = threading.Thread(target=self._run, name="imguard-audit", daemon=True)
@@ -111,6 +141,7 @@ class AuditTrail:
                 time.sleep(pause)
             with self._cond:
                 batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+                self._queued_bytes -= sum(ticket.size for ticket in batch)
                 self._busy = True
             try:
                 self._write(batch)
@@ -154,7 +185,10 @@ class AuditTrail:
         attempt = min(t.attempts for t in batch)
         self._retry_at = time.monotonic() + BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1]
         with self._cond:
+            # Records that arrived meanwhile are newer than these, so these go first: to the store, or out.
             self._queue.extendleft(reversed(retry))
+            self._queued_bytes += sum(ticket.size for ticket in retry)
+            self._make_room(0, 0)
         logs.failure("audit.store_failed", exc, store=self._store.display_name, batch=len(batch),
                      retrying=len(retry), failed_total=self.failed, dropped_total=self.dropped)
 
