@@ -23,6 +23,8 @@ EVENTS = Path(__file__).resolve().parent / "events"
 SDKAPPID = "1400000000"
 JOB_SIGNING_KEY = "test-job-signing-key-0123456789"
 IM_SECRET_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+# Functions run with callback authentication on, as in production; im_query signs with it.
+IM_TOKEN = "test-callback-token-4f1c"
 
 # Every variable imguard reads: cleared before each test so the developer's shell cannot leak in.
 IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"]
@@ -47,8 +49,9 @@ def trigger_event(
     return event
 
 
-def im_query(command: str, token: Optional[str] = None, request_time: Optional[int] = None, **extra: str):
-    """The query string IM appends to the callback URL (im-callback-protocol.md §1.1)."""
+def im_query(command: str, token: Optional[str] = IM_TOKEN, request_time: Optional[int] = None, **extra: str):
+    """The query string IM appends to the callback URL (im-callback-protocol.md §1.1), signed with
+    ``token`` (None: unsigned, as IM sends it when authentication is off)."""
     query = {
         "SdkAppid": SDKAPPID,
         "CallbackCommand": command,
@@ -129,7 +132,7 @@ def make_function(base_env, fake_ci) -> Callable[..., Callable]:
 
     def make(name: str = "im_callback", ci: bool = True, **env: Any) -> Callable:
         # Tests change what the fake CI says between calls; the verdict cache has tests of its own.
-        settings: Dict[str, Any] = {"IM_SDKAPPID": SDKAPPID, "VERDICT_CACHE_S": "0"}
+        settings: Dict[str, Any] = {"IM_SDKAPPID": SDKAPPID, "VERDICT_CACHE_S": "0", "IM_CALLBACK_TOKEN": IM_TOKEN}
         if ci:
             settings.update(
                 COS_BUCKET="imguard-1250000000",

@@ -25,6 +25,12 @@ WITH_CI = dict(BASE, COS_BUCKET="imguard-1250000000", COS_REGION="ap-guangzhou",
         ({k: v for k, v in WITH_CI.items() if k != "COS_SECRET_ID"}, "COS_SECRET_ID"),
         ({k: v for k, v in WITH_CI.items() if k != "COS_SECRET_KEY"}, "COS_SECRET_KEY"),
         (dict(WITH_CI, CI_SCHEME="ftp"), "CI_SCHEME"),
+        (dict(BASE, OVERSIZE_ACTION="ignore"), "OVERSIZE_ACTION"),
+        (dict(BASE, CALLBACK_MAX_SKEW_S="86400"), "CALLBACK_MAX_SKEW_S"),
+        (dict(BASE, JOB_SIGNING_KEY="k" * 20, JOB_SIGNING_KEY_PREVIOUS="short"), "JOB_SIGNING_KEY_PREVIOUS"),
+        (dict(BASE, JOB_SIGNING_KEY_PREVIOUS="k" * 20), "JOB_SIGNING_KEY"),
+        (dict(WITH_CI, RESULT_CALLBACK_URL="https://x.example.com/r", JOB_SIGNING_KEY="k" * 20), "IM_CALLBACK_TOKEN"),
+        (dict(BASE, PROFILE_REMEDIATE="true", IM_SECRET_KEY="s" * 64), "IM_CALLBACK_TOKEN"),
     ],
 )
 def test_bad_configuration_names_the_variable(env, variable):
@@ -68,3 +74,18 @@ def test_readme_documents_every_variable():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
 
     assert [name for name in VARIABLES if f"| `{name}` |" not in readme] == []
+
+
+def test_the_defaults_follow_ims_advice_and_fail_closed_on_oversize():
+    settings = Settings.from_env(BASE)
+
+    assert settings.max_skew_s == 60  # IM: refuse a RequestTime more than about a minute old
+    assert settings.oversize_action == "block"
+    assert settings.review.verification_keys == ()
+
+
+def test_both_signing_keys_verify_and_only_the_new_one_signs():
+    settings = Settings.from_env(dict(BASE, JOB_SIGNING_KEY="n" * 20, JOB_SIGNING_KEY_PREVIOUS="o" * 20))
+
+    assert settings.review.signing_key == "n" * 20
+    assert settings.review.verification_keys == ("n" * 20, "o" * 20)

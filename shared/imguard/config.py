@@ -38,10 +38,13 @@ VARIABLES: Dict[str, Variable] = {
     v.name: v
     for v in (
         Variable("IM_SDKAPPID", "(required)", "SDKAppID of your IM app; callbacks naming another get 403"),
-        Variable("IM_CALLBACK_TOKEN", "", "callback auth token from the IM console; when set, Sign and RequestTime are required"),
-        Variable("CALLBACK_MAX_SKEW_S", "300", "how far RequestTime may be from now, in seconds"),
+        Variable("IM_CALLBACK_TOKEN", "", "callback auth token from the IM console; when set, Sign and RequestTime are required "
+                 "(required with RESULT_CALLBACK_URL or PROFILE_REMEDIATE)"),
+        Variable("CALLBACK_MAX_SKEW_S", "60", "how far RequestTime may be from now, in seconds (IM recommends about a minute)"),
         Variable("DEADLINE_MS", "1500", "answer IM within this many ms, whatever CI is doing (50..1900)"),
         Variable("FAIL_MODE", "open", "when CI fails or is late: open allows the message, closed blocks it"),
+        Variable("OVERSIZE_ACTION", "block", "content left unjudged by a cap (image count, CI's text limit, media count, "
+                 "nesting): block or allow"),
         Variable("SUSPICIOUS_ACTION", "allow", "CI Result 2 (suspicious): allow or block"),
         Variable("BLOCK_ACTION", "reject", "reject tells the sender; silent drops the message and the sender thinks it went out"),
         Variable("REJECT_ERROR_CODE", "", "custom ErrorCode for blocked C2C messages (120001..130000)"),
@@ -61,6 +64,7 @@ VARIABLES: Dict[str, Variable] = {
         Variable("RULES_REFRESH_S", "60", "re-read RULES_URL at most this often, in seconds"),
         Variable("RESULT_CALLBACK_URL", "", "public URL of audio_result; set it to review audio and video asynchronously"),
         Variable("JOB_SIGNING_KEY", "", "secret (16+ characters) signing the job reference sent to CI; both functions need the same"),
+        Variable("JOB_SIGNING_KEY_PREVIOUS", "", "the key before a rotation: job references it signed are still accepted"),
         Variable("FILE_REVIEW", "false", "also review TIMFileElem files whose name says audio or video"),
         Variable("VERIFY_WITH_QUERY", "true", "audio_result re-reads the verdict from CI by JobId instead of trusting the posted body"),
         Variable("IM_API_BASE", "https://console.tim.qq.com", "IM REST API host of your app's data centre"),
@@ -150,12 +154,18 @@ class ReviewSettings:
 
     callback_url: Optional[str] = None
     signing_key: str = field(default="", repr=False)
+    previous_signing_key: str = field(default="", repr=False)
     file_review: bool = False
     verify_with_query: bool = True
 
     @property
     def enabled(self) -> bool:
         return self.callback_url is not None
+
+    @property
+    def verification_keys(self) -> Tuple[str, ...]:
+        """Keys a job reference may be signed with: the current one first, then the one it replaced."""
+        return tuple(key for key in (self.signing_key, self.previous_signing_key) if key)
 
 
 @dataclass(frozen=True)
@@ -180,9 +190,10 @@ class Settings:
 
     sdk_app_id: int
     callback_token: Optional[str] = field(default=None, repr=False)
-    max_skew_s: int = 300
+    max_skew_s: int = 60
     deadline_ms: int = 1500
     fail_mode: str = "open"
+    oversize_action: str = "block"
     suspicious_action: str = "allow"
     block_action: str = "reject"
     reject_error_code: Optional[int] = None
@@ -218,13 +229,21 @@ class Settings:
         profile_remediate = env.bool("PROFILE_REMEDIATE", False)
         if profile_remediate and not im_api.secret_key:
             raise ConfigError("IM_SECRET_KEY", "required with PROFILE_REMEDIATE=true: the REST API needs a UserSig")
+        callback_token = env.opt("IM_CALLBACK_TOKEN")
+        if callback_token is None and (review.enabled or profile_remediate):
+            # Without it anyone holding the URL can describe a message that was never sent and have
+            # imguard act on it: withdraw someone else's message, overwrite someone's nickname.
+            raise ConfigError("IM_CALLBACK_TOKEN", "required with RESULT_CALLBACK_URL or PROFILE_REMEDIATE=true: "
+                              "turn on callback authentication in the IM console and copy its token here")
         return cls(
             sdk_app_id=sdk_app_id,
-            callback_token=env.opt("IM_CALLBACK_TOKEN"),
-            max_skew_s=env.int("CALLBACK_MAX_SKEW_S", 300, range(1, 86401)),
+            callback_token=callback_token,
+            # IM's own advice: refuse a RequestTime more than about a minute old.
+            max_skew_s=env.int("CALLBACK_MAX_SKEW_S", 60, range(1, 3601)),
             # IM waits 2 s; the answer has to leave well before that.
             deadline_ms=env.int("DEADLINE_MS", 1500, range(50, 1901)),
             fail_mode=env.choice("FAIL_MODE", "open", ("open", "closed")),
+            oversize_action=env.choice("OVERSIZE_ACTION", "block", ("block", "allow")),
             suspicious_action=env.choice("SUSPICIOUS_ACTION", "allow", ("allow", "block")),
             block_action=env.choice("BLOCK_ACTION", "reject", ("reject", "silent")),
             reject_error_code=env.int("REJECT_ERROR_CODE", None, C2C_CUSTOM_CODES),
@@ -296,13 +315,18 @@ def _cos_settings(env: _Env) -> CosSettings:
 def _review_settings(env: _Env) -> ReviewSettings:
     callback_url = env.url("RESULT_CALLBACK_URL")
     signing_key = env.str("JOB_SIGNING_KEY")
-    if signing_key and len(signing_key) < 16:
-        raise ConfigError("JOB_SIGNING_KEY", "use at least 16 random characters")
+    previous = env.str("JOB_SIGNING_KEY_PREVIOUS")
+    for name, key in (("JOB_SIGNING_KEY", signing_key), ("JOB_SIGNING_KEY_PREVIOUS", previous)):
+        if key and len(key) < 16:
+            raise ConfigError(name, "use at least 16 random characters")
     if callback_url and not signing_key:
         raise ConfigError("JOB_SIGNING_KEY", "required with RESULT_CALLBACK_URL")
+    if previous and not signing_key:
+        raise ConfigError("JOB_SIGNING_KEY", "required with JOB_SIGNING_KEY_PREVIOUS: the new key signs, the old one only verifies")
     return ReviewSettings(
         callback_url=callback_url,
         signing_key=signing_key,
+        previous_signing_key=previous,
         file_review=env.bool("FILE_REVIEW", False),
         verify_with_query=env.bool("VERIFY_WITH_QUERY", True),
     )
