@@ -4,17 +4,13 @@ The loop runs end to end through both functions' main_handler, CI and IM faked o
 """
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from imguard.review.jobref import JobRef
-from tests.conftest import (JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, stored,
-                            trigger_event)
-
-SOUND_URL = "https://1234-5678187359-1253735226.cos.ap-shanghai.myqcloud.com/abc123/c9be9d32c05bfb77b3edafa4312c6c7d"
-VIDEO_URL = "https://0345-1400187352-1256635546.cos.ap-shanghai.myqcloud.com/abcd/f7c6ad3c50af7d83e23efe0a208b90c9"
+from imguard.review.jobref import JobRef, media_digest
+from tests.conftest import JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event
+from tests.flows import SOUND_URL, VIDEO_URL, group_video, job_for, post_result, send_c2c, send_group
 
 
 @pytest.fixture
@@ -30,16 +26,8 @@ def audio_result(make_function, review_env):
     return make
 
 
-def send(handler, event_name, command="C2C.CallbackBeforeSendMsg", **body_changes):
-    body = dict(load_event(event_name), **body_changes)
-    return answer_of(handler(trigger_event(body, im_query(command)), scf_context("im_callback")))
-
-
-def post_result(handler, body):
-    """CI posting its verdict: no IM query string, no signature."""
-    event = trigger_event(body, {})
-    event["path"] = "/audio_result"
-    return handler(event, {"request_id": "ci-cb", "time_limit_in_ms": 30000})
+def send(handler, event_name, im=None, **body_changes):
+    return send_c2c(handler, dict(load_event(event_name), **body_changes), im)
 
 
 def test_c2c_sound_violation_is_withdrawn_end_to_end(im_callback, audio_result, fake_ci, fake_im):
@@ -47,13 +35,13 @@ def test_c2c_sound_violation_is_withdrawn_end_to_end(im_callback, audio_result, 
     fake_ci.flag_media(SOUND_URL, label="Porn")
     result_handler = audio_result()
 
-    # WHEN the sound message is sent: it is allowed at once and handed to CI
-    assert send(im_callback, "im/c2c_before_sound")["ErrorCode"] == 0
+    # WHEN the sound message is sent: it is allowed at once, handed to CI, and delivered by IM
+    assert send(im_callback, "im/c2c_before_sound", fake_im)["ErrorCode"] == 0
     [submit] = fake_ci.calls_of("audio")
     assert submit.fields["Input/Url"] == SOUND_URL
     assert submit.fields["Conf/Callback"] == "https://imguard.example.com/audio_result"
     assert submit.fields["Conf/CallbackVersion"] == "Detail"
-    job_id = next(iter(fake_ci.jobs))
+    job_id = job_for(fake_ci, SOUND_URL)
 
     # AND CI posts its Detail callback for that job
     response = post_result(result_handler, fake_ci.detail_callback(job_id))
@@ -66,30 +54,37 @@ def test_c2c_sound_violation_is_withdrawn_end_to_end(im_callback, audio_result, 
     ]
     # AND the verdict acted on came from CI's query, not from the posted body
     assert len(fake_ci.calls_of("audio_query")) == 1
+    # AND IM's own history was read first, around the message's time, to confirm it
+    [read] = fake_im.calls_to(fake_im.ROAM)
+    assert (read["Operator_Account"], read["Peer_Account"]) == ("u_1001", "u_2002")
+    assert read["MinTime"] <= 1717000010 <= read["MaxTime"]
 
 
 def test_group_video_is_submitted_after_send_and_recalled_by_msgseq(im_callback, audio_result, fake_ci, fake_im):
     # GIVEN a group video message (before-send has no MsgSeq, so nothing is submitted there)
     fake_ci.flag_media(VIDEO_URL)
-    video = load_event("im/c2c_before_video")["MsgBody"]
-    before = dict(load_event("im/group_before_text_topic"), MsgBody=video)
-    after = dict(before, CallbackCommand="Group.CallbackAfterSendMsg", MsgSeq=4711, MsgTime=1717000100)
+    after = group_video(4711)
+    before = {k: v for k, v in after.items() if k not in ("MsgSeq", "CallbackCommand")}
     assert answer_of(im_callback(trigger_event(before, im_query("Group.CallbackBeforeSendMsg")), scf_context()))["ErrorCode"] == 0
     assert fake_ci.calls_of("video") == []
 
-    # WHEN the after-send callback arrives, then CI's verdict
-    assert answer_of(im_callback(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context()))["ErrorCode"] == 0
+    # WHEN IM delivers it and the after-send callback arrives, then CI's verdict
+    assert send_group(im_callback, after, fake_im)["ErrorCode"] == 0
     [submit] = fake_ci.calls_of("video")
     assert submit.fields["Conf/DetectContent"] == "1"
-    response = post_result(audio_result(), fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
 
     # THEN the group message is recalled by its MsgSeq, in its topic
     assert answer_of(response)["status"] == "withdrawn"
     assert fake_im.withdrawn == [
         {"kind": "group", "GroupId": "@TGS#2J4SZEAEL", "TopicId": "@TGS#_@TGS#cQVLVHIM62CJ@TOPIC#_TestTopic", "MsgSeq": 4711}
     ]
-    recall_body = fake_im.requests[0][2]
+    [recall_body] = fake_im.calls_to(fake_im.RECALL)
     assert recall_body["MsgSeqList"] == [{"MsgSeq": 4711}]
+    # AND the message was read back by its MsgSeq, recalled ones included, in its topic
+    [read] = fake_im.calls_to(fake_im.GROUP_HISTORY)
+    assert read == {"GroupId": "@TGS#2J4SZEAEL", "ReqMsgSeq": 4711, "ReqMsgNumber": 1, "WithRecalledMsg": 1,
+                    "TopicId": after["TopicId"]}
 
 
 def test_relay_media_is_reviewed_too(im_callback, fake_ci):
@@ -142,27 +137,29 @@ def test_a_slow_submission_does_not_delay_the_answer(make_function, review_env, 
 
 
 def test_the_data_id_fits_cis_limit_for_the_longest_ids():
-    ref = JobRef("group", "video", "u" * 32, group_id="@TGS#" + "G" * 43, msg_seq=2**32 - 1,
-                 topic_id="@TGS#_@TGS#" + "T" * 40 + "@TOPIC#_" + "x" * 40, issued=1_800_000_000)
+    ref = JobRef("group", "video", "u" * 32, media_digest(VIDEO_URL), group_id="@TGS#" + "G" * 43,
+                 msg_seq=2**32 - 1, topic_id="@TGS#_@TGS#" + "T" * 40 + "@TOPIC#_" + "x" * 40, issued=int(time.time()))
 
     data_id = ref.sign(JOB_SIGNING_KEY)
 
     assert len(data_id.encode()) <= 512
-    assert JobRef.verify(data_id, JOB_SIGNING_KEY) == ref
+    assert JobRef.verify(data_id, [JOB_SIGNING_KEY]) == ref
 
 
 # -- against forgery ------------------------------------------------------------------
 
 
-def submitted_job(im_callback, fake_ci, flag=True):
+def submitted_job(im_callback, fake_ci, fake_im, flag=True):
+    """A sound message sent, delivered by IM, and submitted to CI: its JobId."""
     if flag:
         fake_ci.flag_media(SOUND_URL)
-    send(im_callback, "im/c2c_before_sound")
-    return next(iter(fake_ci.jobs))
+    send(im_callback, "im/c2c_before_sound", fake_im)
+    return job_for(fake_ci, SOUND_URL)
 
 
 def forged_ref(**changes):
-    ref = JobRef("c2c", "audio", "victim", receiver="someone", msg_key="1_2_3", issued=int(time.time()))
+    ref = JobRef("c2c", "audio", "victim", media_digest(SOUND_URL), receiver="someone", msg_key="1_2_3",
+                 issued=int(time.time()))
     return ref.__class__(**{**ref.__dict__, **changes})
 
 
@@ -176,7 +173,7 @@ def forged_ref(**changes):
     ],
 )
 def test_a_forged_data_id_is_refused_with_401_and_nothing_is_withdrawn(audio_result, fake_ci, fake_im, capsys, data_id):
-    body = {"EventName": "ReviewAudio", "JobsDetail": {"JobId": "sa1", "State": "Success", "Result": 1}}
+    body = {"EventName": "ReviewAudio", "JobsDetail": {"JobId": "sa" + "0" * 32, "State": "Success", "Result": 1}}
     if data_id is not None:
         body["JobsDetail"]["DataId"] = data_id
 
@@ -189,21 +186,22 @@ def test_a_forged_data_id_is_refused_with_401_and_nothing_is_withdrawn(audio_res
 
 def test_a_genuine_data_id_with_a_clean_ci_verdict_withdraws_nothing(im_callback, audio_result, fake_ci, fake_im):
     # GIVEN a real job that CI found clean
-    job_id = submitted_job(im_callback, fake_ci, flag=False)
+    job_id = submitted_job(im_callback, fake_ci, fake_im, flag=False)
     # WHEN an attacker replays its DataId claiming Result 1
     body = fake_ci.detail_callback(job_id, Result=1, Label="Porn")
 
     response = post_result(audio_result(), body)
 
-    # THEN CI's query says Result 0, and nothing is withdrawn
+    # THEN CI's query says Result 0, and nothing is withdrawn (IM is not even asked)
     assert answer_of(response)["status"] == "passed"
     assert fake_im.requests == []
 
 
 def test_a_data_id_paired_with_another_jobs_id_is_refused(im_callback, audio_result, fake_ci, fake_im):
-    clean_job = submitted_job(im_callback, fake_ci, flag=False)
-    fake_ci.jobs["sa_other"] = dict(fake_ci.jobs[clean_job], JobId="sa_other", DataId="v1.other.job", Result=1)
-    body = fake_ci.detail_callback(clean_job, JobId="sa_other", Result=1)
+    clean_job = submitted_job(im_callback, fake_ci, fake_im, flag=False)
+    other = "sa" + "f" * 32
+    fake_ci.jobs[other] = dict(fake_ci.jobs[clean_job], JobId=other, DataId="v2.other.job", Result=1)
+    body = fake_ci.detail_callback(clean_job, JobId=other, Result=1)
 
     response = post_result(audio_result(), body)
 
@@ -211,20 +209,21 @@ def test_a_data_id_paired_with_another_jobs_id_is_refused(im_callback, audio_res
     assert fake_im.requests == []
 
 
-def test_a_replayed_callback_withdraws_once_and_answers_ok_twice(im_callback, audio_result, fake_ci, fake_im):
-    job_id = submitted_job(im_callback, fake_ci)
-    handler = audio_result()
+def test_a_replayed_callback_on_another_instance_finds_the_message_recalled(im_callback, audio_result, fake_ci,
+                                                                           fake_im):
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
 
-    first = post_result(handler, fake_ci.detail_callback(job_id))
-    second = post_result(handler, fake_ci.detail_callback(job_id))
+    first = post_result(audio_result(), fake_ci.detail_callback(job_id))
+    second = post_result(audio_result(), fake_ci.detail_callback(job_id))  # a new instance: no memory of the first
 
     assert (first["statusCode"], second["statusCode"]) == (200, 200)
     assert answer_of(second)["status"] == "already_withdrawn"
     assert len(fake_im.withdrawn) == 1
+    assert len(fake_im.calls_to(fake_im.WITHDRAW)) == 1  # IM's history said recalled: no second withdrawal
 
 
 def test_the_simple_callback_version_is_understood(im_callback, audio_result, fake_ci, fake_im):
-    job_id = submitted_job(im_callback, fake_ci)
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
 
     response = post_result(audio_result(), fake_ci.simple_callback(job_id))
 
@@ -243,7 +242,7 @@ def test_the_guides_simple_callback_without_data_id_is_refused(audio_result, fak
 def test_suspicious_results_follow_suspicious_action(im_callback, audio_result, fake_ci, fake_im,
                                                      suspicious_action, status, withdrawals):
     fake_ci.flag_media(SOUND_URL, result=2)
-    job_id = submitted_job(im_callback, fake_ci, flag=False)
+    job_id = submitted_job(im_callback, fake_ci, fake_im, flag=False)
 
     response = post_result(audio_result(SUSPICIOUS_ACTION=suspicious_action), fake_ci.detail_callback(job_id))
 
@@ -252,7 +251,7 @@ def test_suspicious_results_follow_suspicious_action(im_callback, audio_result, 
 
 
 def test_without_query_verification_the_signed_body_is_trusted(im_callback, audio_result, fake_ci, fake_im):
-    job_id = submitted_job(im_callback, fake_ci)
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
 
     response = post_result(audio_result(VERIFY_WITH_QUERY="false"), fake_ci.detail_callback(job_id))
 
@@ -261,7 +260,7 @@ def test_without_query_verification_the_signed_body_is_trusted(im_callback, audi
 
 
 def test_an_unfinished_job_asks_ci_to_call_again(im_callback, audio_result, fake_ci, fake_im):
-    job_id = submitted_job(im_callback, fake_ci)
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
     fake_ci.jobs[job_id]["State"] = "Auditing"
 
     response = post_result(audio_result(), fake_ci.detail_callback(job_id))
@@ -274,7 +273,7 @@ def test_an_unfinished_job_asks_ci_to_call_again(im_callback, audio_result, fake
 
 
 def withdraw_after(im_callback, audio_result, fake_ci, fake_im, *scripted, command=None):
-    job_id = submitted_job(im_callback, fake_ci)
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
     fake_im.script(command or fake_im.WITHDRAW, *scripted)
     return post_result(audio_result(), fake_ci.detail_callback(job_id))
 
@@ -295,7 +294,7 @@ def test_internal_error_is_retried_until_it_succeeds(im_callback, audio_result, 
     response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 91000})
 
     assert answer_of(response)["status"] == "withdrawn"
-    assert len(fake_im.requests) == 2
+    assert len(fake_im.calls_to(fake_im.WITHDRAW)) == 2
     assert len(fake_im.withdrawn) == 1
 
 
@@ -303,7 +302,7 @@ def test_an_expired_usersig_is_replaced_once(im_callback, audio_result, fake_ci,
     response = withdraw_after(im_callback, audio_result, fake_ci, fake_im, {"ActionStatus": "FAIL", "ErrorCode": 70001})
 
     assert answer_of(response)["status"] == "withdrawn"
-    assert len(fake_im.requests) == 2
+    assert len(fake_im.calls_to(fake_im.WITHDRAW)) == 2
 
 
 def test_a_permanent_im_error_answers_500_so_ci_calls_again(im_callback, audio_result, fake_ci, fake_im, capsys):
@@ -319,8 +318,8 @@ def test_group_recall_reads_every_retcode_not_just_the_top_level(make_function, 
     fake_ci.flag_media(VIDEO_URL)
     handler = make_function("im_callback", **review_env)
     after = dict(load_event("im/group_after_multi"), MsgBody=load_event("im/c2c_before_video")["MsgBody"])
-    handler(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context())
-    job_id = next(iter(fake_ci.jobs))
+    send_group(handler, after, fake_im)
+    job_id = job_for(fake_ci, VIDEO_URL)
     fake_im.script(fake_im.RECALL, {"ActionStatus": "OK", "ErrorCode": 0, "RecallRetList": [
         {"MsgSeq": 123, "RetCode": 10031}]})
 
@@ -336,35 +335,39 @@ def test_group_recall_retries_a_transient_retcode(make_function, review_env, fak
     fake_ci.flag_media(VIDEO_URL)
     handler = make_function("im_callback", **review_env)
     after = dict(load_event("im/group_after_multi"), MsgBody=load_event("im/c2c_before_video")["MsgBody"])
-    handler(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context())
+    send_group(handler, after, fake_im)
     fake_im.script(fake_im.RECALL, {"ActionStatus": "OK", "ErrorCode": 0, "RecallRetList": [
         {"MsgSeq": 123, "RetCode": 10002}, {"MsgSeq": 124, "RetCode": 0}]})
 
-    response = post_result(make_function("audio_result", **review_env), fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+    response = post_result(make_function("audio_result", **review_env), fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
 
     assert answer_of(response)["status"] == "withdrawn"
     assert [w["MsgSeq"] for w in fake_im.withdrawn] == [123]
 
 
-def test_im_unreachable_answers_500_within_the_time_budget(im_callback, audio_result, fake_ci, fake_im):
-    job_id = submitted_job(im_callback, fake_ci)
+def test_im_unreachable_answers_503_within_the_time_budget_and_withdraws_nothing(im_callback, audio_result,
+                                                                                fake_ci, fake_im, capsys):
+    # GIVEN a violating job, and IM's REST API unreachable: the message cannot be read back
+    job_id = submitted_job(im_callback, fake_ci, fake_im)
     handler = audio_result(IM_API_BASE="http://127.0.0.1:9")
     event = trigger_event(fake_ci.detail_callback(job_id), {})
 
     started = time.monotonic()
     response = handler(event, {"request_id": "r", "time_limit_in_ms": 5000})
 
-    assert response["statusCode"] == 500
+    # THEN CI is told to call again, in time, and the log says why
+    assert response["statusCode"] == 503
     assert time.monotonic() - started < 5.0
-    assert json.loads(response["body"])["error"] == "WithdrawFailed"
+    assert fake_im.withdrawn == []
+    assert any(l["event"] == "review.confirm_failed" for l in log_lines(capsys))
 
 
 def test_every_rest_call_carries_a_usersig_im_accepts(im_callback, audio_result, fake_ci, fake_im):
     withdraw_after(im_callback, audio_result, fake_ci, fake_im)
 
-    [(path, query, _)] = fake_im.requests
-    assert path == "/v4/openim/admin_msgwithdraw"
-    assert query["identifier"] == "administrator" and query["contenttype"] == "json"
+    assert [path for path, _, _ in fake_im.requests] == ["/v4/openim/admin_getroammsg", "/v4/openim/admin_msgwithdraw"]
+    for _, query, _ in fake_im.requests:
+        assert query["identifier"] == "administrator" and query["contenttype"] == "json"
 
 
 @pytest.mark.parametrize("body", [{}, {"EventName": "ReviewImage", "JobsDetail": {}}, {"code": 0, "data": "x"}])
@@ -380,13 +383,11 @@ def test_the_async_loop_leaves_a_trail_submission_then_withdrawal(make_function,
     fake_ci.flag_media(VIDEO_URL, label="Porn", score=97)
     im_callback = make_function("im_callback", AUDIT_DSN=sqlite_dsn, **review_env)
     audio_result = make_function("audio_result", AUDIT_DSN=sqlite_dsn, **review_env)
-    video = load_event("im/c2c_before_video")["MsgBody"]
-    after = dict(load_event("im/group_before_text_topic"), CallbackCommand="Group.CallbackAfterSendMsg",
-                 MsgSeq=4711, MsgBody=video)
+    after = group_video(4711)
 
     # WHEN the video is sent and CI reports back
-    answer_of(im_callback(trigger_event(after, im_query("Group.CallbackAfterSendMsg")), scf_context()))
-    post_result(audio_result, fake_ci.detail_callback(next(iter(fake_ci.jobs))))
+    send_group(im_callback, after, fake_im)
+    post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
 
     # THEN the trail shows the submission, then the withdrawal with CI's label
     withdrawn, submitted = stored(sqlite_dsn, count=2)

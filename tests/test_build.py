@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IM_SECRET_KEY, JOB_SIGNING_KEY, ROOT, SDKAPPID, im_query, load_event, trigger_event
+from tests.conftest import IM_SECRET_KEY, IM_TOKEN, JOB_SIGNING_KEY, ROOT, SDKAPPID, im_query, load_event, trigger_event
+from tests.flows import job_for
 
 BUILD = [sys.executable, str(ROOT / "scripts" / "build_scf.py")]
 
@@ -84,12 +85,13 @@ def test_built_functions_review_and_withdraw_a_sound_message_end_to_end(native_b
            "COS_SECRET_ID": "AKIDtest", "COS_SECRET_KEY": "test-secret", "CI_DOMAIN": fake_ci.domain,
            "CI_SCHEME": "http", "RESULT_CALLBACK_URL": "https://imguard.example.com/audio_result",
            "JOB_SIGNING_KEY": JOB_SIGNING_KEY, "IM_SECRET_KEY": IM_SECRET_KEY, "IM_API_BASE": fake_im.base_url,
-           "NO_PROXY": "127.0.0.1"}
+           "IM_CALLBACK_TOKEN": IM_TOKEN, "NO_PROXY": "127.0.0.1"}
 
-    # WHEN im_callback hands the sound to CI, and CI's verdict reaches audio_result
+    # WHEN im_callback hands the sound to CI, IM delivers it, and CI's verdict reaches audio_result
     event = trigger_event(sound, im_query("C2C.CallbackBeforeSendMsg"))
     allowed = run_isolated(native_build / "im_callback", event, {"time_limit_in_ms": 3000}, env)
-    [job_id] = fake_ci.jobs
+    fake_im.deliver_c2c(sound)
+    job_id = job_for(fake_ci, sound["MsgBody"][0]["MsgContent"]["Url"])
     verdict = trigger_event(fake_ci.detail_callback(job_id), {})
     withdrawn = run_isolated(native_build / "audio_result", verdict, {"time_limit_in_ms": 30000}, env)
 

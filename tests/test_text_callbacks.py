@@ -144,15 +144,67 @@ def test_with_remediation_a_violating_nickname_is_overwritten_and_a_masked_one_r
                             PROFILE_PLACEHOLDER="用户", IM_SECRET_KEY=IM_SECRET_KEY, IM_API_BASE=fake_im.base_url)
     body = load_event("im/profile_portrait_set")
     body["ProfileItem"][3]["Value"] = "一堆垃圾"
+    fake_im.apply_profile_change(body)  # IM made the change before calling back
 
     # WHEN the after-callback arrives
     send(handler, body, PORTRAIT_SET)
 
     # THEN IM's REST API overwrote the nickname with the placeholder and masked the custom field
-    assert fake_im.profiles["id1"] == {"Tag_Profile_IM_Nick": "用户", "Tag_Profile_Custom_Data": "一堆**"}
+    assert fake_im.profiles["id1"]["Tag_Profile_IM_Nick"] == "用户"
+    assert fake_im.profiles["id1"]["Tag_Profile_Custom_Data"] == "一堆**"
     [row] = stored(sqlite_dsn)
     assert row["details"]["remediation"]["status"] == "updated"
     assert row["details"]["remediation"]["fields"] == ["Tag_Profile_Custom_Data", "Tag_Profile_IM_Nick"]
+    # AND IM was asked for the current values first
+    [read] = fake_im.calls_to(fake_im.PORTRAIT_GET)
+    assert read == {"To_Account": ["id1"], "TagList": ["Tag_Profile_Custom_Data", "Tag_Profile_IM_Nick"]}
+
+
+def test_a_forged_profile_callback_overwrites_nothing(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN remediation on and a victim whose real nickname is harmless
+    fake_ci.flag_word("nick1", label="Abuse")
+    fake_im.profiles["id1"] = {"Tag_Profile_IM_Nick": "Alice", "Tag_Profile_Custom_Data": "your custom data"}
+    handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
+                            IM_API_BASE=fake_im.base_url)
+
+    # WHEN a stranger (with a captured Sign) posts a PortraitSet claiming the victim set a violating nickname
+    send(handler, load_event("im/profile_portrait_set"), PORTRAIT_SET)
+
+    # THEN IM's own record disagrees, so nothing is overwritten, and the trail says why
+    assert fake_im.calls_to(fake_im.PORTRAIT_SET) == []
+    assert fake_im.profiles["id1"]["Tag_Profile_IM_Nick"] == "Alice"
+    [row] = stored(sqlite_dsn)
+    assert row["details"]["remediation"]["status"] == "unconfirmed"
+    assert row["details"]["remediation"]["superseded"] == ["Tag_Profile_IM_Nick"]
+
+
+def test_a_field_changed_again_since_the_callback_is_left_alone(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN a violating nickname that the user has already replaced by the time imguard reads it back
+    fake_ci.flag_word("nick1", label="Abuse")
+    body = load_event("im/profile_portrait_set")
+    fake_im.apply_profile_change(body)
+    fake_im.profiles["id1"]["Tag_Profile_IM_Nick"] = "a newer, harmless nick"
+    handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
+                            IM_API_BASE=fake_im.base_url)
+
+    send(handler, body, PORTRAIT_SET)
+
+    assert fake_im.profiles["id1"]["Tag_Profile_IM_Nick"] == "a newer, harmless nick"
+    assert fake_im.calls_to(fake_im.PORTRAIT_SET) == []
+
+
+def test_a_profile_im_cannot_show_is_not_overwritten(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN an account IM does not know (portrait_get answers ResultCode 40003 for it)
+    fake_ci.flag_word("nick1", label="Abuse")
+    handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
+                            IM_API_BASE=fake_im.base_url)
+
+    send(handler, load_event("im/profile_portrait_set"), PORTRAIT_SET)
+
+    assert fake_im.calls_to(fake_im.PORTRAIT_SET) == []
+    [row] = stored(sqlite_dsn)
+    assert row["details"]["remediation"] == {"status": "unconfirmed", "fields": ["Tag_Profile_IM_Nick"],
+                                             "detail": "IM could not show the current values"}
 
 
 def test_a_failed_remediation_is_recorded_as_failed(make_function, fake_ci, fake_im, sqlite_dsn, capsys):
@@ -160,6 +212,7 @@ def test_a_failed_remediation_is_recorded_as_failed(make_function, fake_ci, fake
     fake_im.script("/v4/profile/portrait_set", {"ActionStatus": "FAIL", "ErrorCode": 40003, "ErrorInfo": "no user"})
     handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
                             IM_API_BASE=fake_im.base_url)
+    fake_im.apply_profile_change(load_event("im/profile_portrait_set"))
 
     answer = send(handler, load_event("im/profile_portrait_set"), PORTRAIT_SET)
 
@@ -185,9 +238,32 @@ def test_a_violating_group_notification_is_overwritten_through_modify_group_base
     handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
                             IM_API_BASE=fake_im.base_url)
 
+    fake_im.apply_group_change(load_event("im/group_after_info_changed"))
+
     send(handler, load_event("im/group_after_info_changed"), GROUP_INFO)
 
-    assert fake_im.groups["@TGS#2J4SZEAEL"] == {"Notification": "***"}  # the name was clean: untouched
+    group = fake_im.groups["@TGS#2J4SZEAEL"]
+    assert group["Notification"] == "***"
+    assert group["Name"] == load_event("im/group_after_info_changed")["Name"]  # the name was clean: untouched
+    [modify] = fake_im.calls_to(fake_im.MODIFY_GROUP)
+    assert modify == {"GroupId": "@TGS#2J4SZEAEL", "Notification": "***"}
+
+
+def test_a_forged_group_info_callback_overwrites_nothing(make_function, fake_ci, fake_im, sqlite_dsn):
+    # GIVEN a group whose real notification is harmless
+    fake_ci.flag_word("meet at 9", label="Ads")
+    fake_im.groups["@TGS#2J4SZEAEL"] = {"Name": "Book club", "Notification": "Chapter 3 on Friday"}
+    handler = make_function(AUDIT_DSN=sqlite_dsn, PROFILE_REMEDIATE="true", IM_SECRET_KEY=IM_SECRET_KEY,
+                            IM_API_BASE=fake_im.base_url)
+
+    # WHEN a forged AfterGroupInfoChanged claims the notification now violates
+    send(handler, load_event("im/group_after_info_changed"), GROUP_INFO)
+
+    # THEN get_group_info shows otherwise and modify_group_base_info is never called
+    assert fake_im.calls_to(fake_im.MODIFY_GROUP) == []
+    assert fake_im.groups["@TGS#2J4SZEAEL"]["Notification"] == "Chapter 3 on Friday"
+    [row] = stored(sqlite_dsn)
+    assert row["details"]["remediation"]["status"] == "unconfirmed"
     [row] = stored(sqlite_dsn)
     assert (row["scene"], row["action"], row["group_id"]) == ("group_info", "block", "@TGS#2J4SZEAEL")
 

@@ -88,6 +88,7 @@ class FakeCI:
         self.media: Dict[str, Finding] = {}  # audio/video URL -> the review's final verdict
         self.failure: Optional[Failure] = None
         self.text_delay_s = 0.0
+        self.audio_delay_s = 0.0  # how long accepting an audio/video job takes
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
@@ -202,7 +203,9 @@ class FakeCI:
         return self._submit(call, "video")
 
     def _submit(self, call: Call, kind: str) -> str:
-        job_id = f"{'sa' if kind == 'audio' else 'av'}{next(self._ids):08d}"
+        time.sleep(self.audio_delay_s)
+        # CI's JobIds: two letters and 32 hex digits (e.g. aab1ca9fc8a3ed11ea834c525400863904 in the API docs).
+        job_id = f"{'sa' if kind == 'audio' else 'av'}{next(self._ids):032x}"
         url = call.fields.get("Input/Url", "")
         finding = self.media.get(url, Finding())
         self.jobs[job_id] = {

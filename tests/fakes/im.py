@@ -1,8 +1,17 @@
-"""A fake IM REST API: checks every request the way IM does and records withdrawals.
+"""A fake IM REST API: checks every request the way IM does, keeps the messages, profiles and
+groups IM would hold, and records withdrawals.
 
 The UserSig is verified by taking it apart: IM's URL-safe base64 variant
 (``*`` ``-`` ``_`` for ``+`` ``/`` ``=``), zlib, then the HMAC-SHA256 over the
 TLS fields with the app's secret key, and its expiry (im-callback-protocol.md §6).
+
+Read-back answers follow Tencent's documentation (tencentyun/intlcloud-documents @ 02ec31c,
+yehe_doc/中间件与通信/即时通信 IM/服务端 API/REST API/): 查询单聊消息 (admin_getroammsg:
+MsgFlagBits 8 = recalled, pages backwards with Complete/LastMsgTime/LastMsgKey), 拉取群历史消息
+(group_msg_get_simple: IsPlaceMsg 1 = deleted or expired, 2 = recalled, only with WithRecalledMsg),
+拉取资料 (portrait_get: a ResultCode per user) and 获取群详细资料 (get_group_info: an ErrorCode per
+group, the top-level one meaningless). Errors: 20022 no such C2C message, 10030 no such group
+message, 10010 no such group, 10044 the group type keeps no history (AVChatRoom), 40003 no such user.
 """
 from __future__ import annotations
 
@@ -31,6 +40,11 @@ class FakeIM:
     RECALL = "/v4/group_open_http_svc/group_msg_recall"
     PORTRAIT_SET = "/v4/profile/portrait_set"
     MODIFY_GROUP = "/v4/group_open_http_svc/modify_group_base_info"
+    ROAM = "/v4/openim/admin_getroammsg"
+    GROUP_HISTORY = "/v4/group_open_http_svc/group_msg_get_simple"
+    PORTRAIT_GET = "/v4/profile/portrait_get"
+    GROUP_INFO = "/v4/group_open_http_svc/get_group_info"
+    ROAM_PAGE = 100  # messages per admin_getroammsg page (IM's real bound is 13 KB of answer)
 
     def __init__(self, server: HTTPServer, sdk_app_id: int, secret_key: str, admin: str = "administrator"):
         self.server = server
@@ -39,17 +53,57 @@ class FakeIM:
         self.admin = admin
         self.requests: List[Tuple[str, Dict[str, str], Dict[str, Any]]] = []
         self.withdrawn: List[Dict[str, Any]] = []  # what IM really removed
-        self.profiles: Dict[str, Dict[str, Any]] = defaultdict(dict)  # account -> tag -> value, as overwritten
-        self.groups: Dict[str, Dict[str, Any]] = defaultdict(dict)  # group -> field -> value, as overwritten
+        self.profiles: Dict[str, Dict[str, Any]] = defaultdict(dict)  # account -> tag -> value, as IM holds it
+        self.groups: Dict[str, Dict[str, Any]] = defaultdict(dict)  # group -> field -> value, as IM holds it
+        self.c2c: Dict[str, Dict[str, Any]] = {}  # MsgKey -> the message as admin_getroammsg shows it
+        self.group_msgs: Dict[Tuple[str, str, int], Dict[str, Any]] = {}  # (GroupId, TopicId, MsgSeq) -> message
+        self.no_history: set = set()  # groups whose type keeps no history (AVChatRoom)
+        self.roam_page = self.ROAM_PAGE
         self.usersigs: List[str] = []
         self._scripted: Dict[str, Deque[Dict[str, Any]]] = defaultdict(deque)
-        self._gone: set = set()
         self._lock = threading.Lock()
         server.expect_request(re.compile("/v4/.*"), method="POST").respond_with_handler(self._handle)
 
     @property
     def base_url(self) -> str:
         return f"http://{self.server.host}:{self.server.port}"
+
+    # -- what IM holds, as tests say it -------------------------------------------
+
+    def deliver_c2c(self, callback: Dict[str, Any]) -> Dict[str, Any]:
+        """Keep a C2C message as IM stores it once delivered, from its send callback's body."""
+        stored = {"From_Account": callback["From_Account"], "To_Account": callback["To_Account"],
+                  "MsgSeq": callback["MsgSeq"], "MsgRandom": callback["MsgRandom"],
+                  "MsgTimeStamp": callback["MsgTime"], "MsgFlagBits": 0, "IsPeerRead": 0,
+                  "MsgKey": callback["MsgKey"], "MsgBody": callback["MsgBody"],
+                  "CloudCustomData": callback.get("CloudCustomData", "")}
+        with self._lock:
+            self.c2c[callback["MsgKey"]] = stored
+        return stored
+
+    def deliver_group(self, callback: Dict[str, Any]) -> Dict[str, Any]:
+        """Keep a group message as IM stores it, from its after-send callback's body (which has the MsgSeq)."""
+        stored = {"From_Account": callback["From_Account"], "IsPlaceMsg": 0, "MsgBody": callback["MsgBody"],
+                  "MsgPriority": 1, "MsgRandom": callback.get("Random", 0), "MsgSeq": callback["MsgSeq"],
+                  "MsgTimeStamp": callback.get("MsgTime", 0)}
+        with self._lock:
+            self.group_msgs[(callback["GroupId"], callback.get("TopicId") or "", callback["MsgSeq"])] = stored
+        return stored
+
+    def apply_profile_change(self, callback: Dict[str, Any]) -> None:
+        """What IM holds once a Profile.CallbackPortraitSet change has happened."""
+        with self._lock:
+            self.profiles[callback["From_Account"]].update({i["Tag"]: i["Value"] for i in callback["ProfileItem"]})
+
+    def apply_group_change(self, callback: Dict[str, Any]) -> None:
+        """What IM holds once a Group.CallbackAfterGroupInfoChanged change has happened."""
+        with self._lock:
+            self.groups[callback["GroupId"]].update(
+                {k: v for k, v in callback.items() if k in ("Name", "Introduction", "Notification", "FaceUrl")})
+
+    def calls_to(self, path: str) -> List[Dict[str, Any]]:
+        """The bodies of the requests made to ``path``."""
+        return [body for p, _, body in self.requests if p == path]
 
     def script(self, path: str, *answers: Any) -> None:
         """Answer the next requests to ``path`` with these bodies (or raw werkzeug Responses), then behave normally."""
@@ -75,6 +129,14 @@ class FakeIM:
             return self._json(self._portrait_set(body))
         if request.path == self.MODIFY_GROUP:
             return self._json(self._modify_group(body))
+        if request.path == self.ROAM:
+            return self._json(self._roam(body))
+        if request.path == self.GROUP_HISTORY:
+            return self._json(self._group_history(body))
+        if request.path == self.PORTRAIT_GET:
+            return self._json(self._portrait_get(body))
+        if request.path == self.GROUP_INFO:
+            return self._json(self._group_info(body))
         return self._json({"ActionStatus": "FAIL", "ErrorCode": 60003, "ErrorInfo": "unknown command"})
 
     def _check_common(self, query: Dict[str, str]) -> Optional[Tuple[int, str]]:
@@ -108,11 +170,14 @@ class FakeIM:
         return None
 
     def _withdraw(self, body: Dict[str, Any]) -> Dict[str, Any]:
-        key = ("c2c", body.get("From_Account"), body.get("To_Account"), body.get("MsgKey"))
         with self._lock:
-            if key in self._gone:
+            message = self.c2c.get(body.get("MsgKey"))
+            if message is None or (message["From_Account"], message["To_Account"]) != (
+                    body.get("From_Account"), body.get("To_Account")):
+                return {"ActionStatus": "FAIL", "ErrorCode": 20022, "ErrorInfo": "msg not found"}
+            if message["MsgFlagBits"] & 8:
                 return {"ActionStatus": "FAIL", "ErrorCode": 20023, "ErrorInfo": "msg already withdrawn"}
-            self._gone.add(key)
+            message["MsgFlagBits"] |= 8
             self.withdrawn.append(dict(body, kind="c2c"))
         return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 
@@ -120,15 +185,75 @@ class FakeIM:
         results = []
         with self._lock:
             for item in body.get("MsgSeqList", []):
-                key = ("group", body.get("GroupId"), body.get("TopicId"), item["MsgSeq"])
-                if key in self._gone:
+                message = self.group_msgs.get((body.get("GroupId"), body.get("TopicId") or "", item["MsgSeq"]))
+                if message is None or message["IsPlaceMsg"] != 0:
                     results.append({"MsgSeq": item["MsgSeq"], "RetCode": 10030})
                     continue
-                self._gone.add(key)
+                message["IsPlaceMsg"] = 2
                 self.withdrawn.append({"kind": "group", "GroupId": body.get("GroupId"),
                                        "TopicId": body.get("TopicId"), "MsgSeq": item["MsgSeq"]})
                 results.append({"MsgSeq": item["MsgSeq"], "RetCode": 0})
         return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "RecallRetList": results}
+
+    def _roam(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        pair = {body.get("Operator_Account"), body.get("Peer_Account")}
+        if not all(isinstance(body.get(k), int) for k in ("MaxCnt", "MinTime", "MaxTime")):
+            return {"ActionStatus": "FAIL", "ErrorCode": 90001, "ErrorInfo": "MaxCnt, MinTime and MaxTime required"}
+        with self._lock:
+            found = [dict(m) for m in self.c2c.values() if {m["From_Account"], m["To_Account"]} == pair
+                     and body["MinTime"] <= m["MsgTimeStamp"] <= body["MaxTime"]]
+        found.sort(key=lambda m: (m["MsgTimeStamp"], m["MsgKey"]), reverse=True)  # newest first
+        if body.get("LastMsgKey"):
+            keys = [m["MsgKey"] for m in found]
+            found = found[keys.index(body["LastMsgKey"]) + 1:] if body["LastMsgKey"] in keys else []
+        page = found[: min(body["MaxCnt"], self.roam_page)]
+        last = page[-1] if page else None
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "Complete": int(len(page) == len(found)),
+                "MsgCnt": len(page), "LastMsgTime": last["MsgTimeStamp"] if last else 0,
+                "LastMsgKey": last["MsgKey"] if last else "", "MsgList": page}
+
+    def _group_history(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        group = body.get("GroupId")
+        if group in self.no_history:
+            return {"ActionStatus": "FAIL", "ErrorCode": 10044, "ErrorInfo": "group type does not support roaming"}
+        with self._lock:
+            found = [dict(m) for (g, topic, seq), m in self.group_msgs.items()
+                     if g == group and topic == (body.get("TopicId") or "") and seq <= body.get("ReqMsgSeq", 2**32)]
+        if not found and not any(g == group for g, _, _ in self.group_msgs) and group not in self.groups:
+            return {"ActionStatus": "FAIL", "ErrorCode": 10010, "ErrorInfo": "group not found"}
+        if not body.get("WithRecalledMsg"):
+            found = [m for m in found if m["IsPlaceMsg"] != 2]
+        found.sort(key=lambda m: m["MsgSeq"], reverse=True)
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupId": group, "IsFinished": 1,
+                "RspMsgList": found[: min(body.get("ReqMsgNumber", 20), 20)]}
+
+    def _portrait_get(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        items, failed = [], []
+        with self._lock:
+            for account in body.get("To_Account") or []:
+                if account not in self.profiles:
+                    items.append({"To_Account": account, "ResultCode": 40003, "ResultInfo": "account not found"})
+                    failed.append(account)
+                    continue
+                values = self.profiles[account]
+                items.append({"To_Account": account, "ResultCode": 0, "ResultInfo": "",
+                              "ProfileItem": [{"Tag": t, "Value": values.get(t, "")} for t in body.get("TagList") or []]})
+        answer = {"UserProfileItem": items, "ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "ErrorDisplay": ""}
+        if failed:
+            answer["Fail_Account"] = failed
+        return answer
+
+    def _group_info(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        wanted = ((body.get("ResponseFilter") or {}).get("GroupBaseInfoFilter")) or ["Name", "Introduction", "Notification"]
+        infos = []
+        with self._lock:
+            for group in body.get("GroupIdList") or []:
+                if group not in self.groups:
+                    infos.append({"GroupId": group, "ErrorCode": 10010, "ErrorInfo": "group not found"})
+                    continue
+                infos.append(dict({k: self.groups[group].get(k, "") for k in wanted},
+                                  GroupId=group, ErrorCode=0, ErrorInfo=""))
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupInfo": infos}
 
     def _portrait_set(self, body: Dict[str, Any]) -> Dict[str, Any]:
         items = body.get("ProfileItem")

@@ -1,30 +1,35 @@
 """The audio_result function: CI's review verdicts in, violating messages withdrawn.
 
-The endpoint is public and CI does not sign its callbacks, so nothing in a
-posted body is acted on until (1) its DataId carries our HMAC and (2) CI,
-asked by JobId over a signed request, confirms the verdict for that DataId.
+The endpoint is public and CI does not sign its callbacks. Nothing in a posted
+body is acted on until (1) its DataId carries our HMAC, (2) CI, asked by JobId
+over a signed request, confirms the verdict for that DataId, and (3) IM's own
+history shows the message, from that sender, carrying that file.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from imguard import logs
 from imguard.audit.record import AuditRecord
 from imguard.audit.trail import AuditTrail
 from imguard.config import Settings
-from imguard.http import HttpRequest, ServiceUnavailable, Unauthorized
+from imguard.http import BadRequest, HttpRequest, ServiceUnavailable, Unauthorized
 from imguard.http.boundary import serve
 from imguard.http.errors import HttpError
 from imguard.im.rest import ImRestClient, RestResult
-from imguard.moderation.ci import CiClient, CiError, JobResult
+from imguard.moderation.ci import CiClient, CiError, JobResult, valid_job_id
 from imguard.moderation.verdict import Outcome
 from imguard.review.ci_callback import CiCallback
+from imguard.review.confirm import ALREADY_WITHDRAWN, UNAVAILABLE, confirm
+from imguard.review.handled import HandledJobs
 from imguard.review.jobref import InvalidJobRef, JobRef
 
 # Leave this much of the function's time limit for answering and logging.
 SAFETY_MARGIN_S = 3.0
 DEFAULT_TIME_LIMIT_S = 30.0
+
+Answer = Tuple[int, Dict[str, Any]]
 
 
 class WithdrawFailed(HttpError):
@@ -43,24 +48,44 @@ class AudioResultApp:
         self.ci = ci
         self.im = im or ImRestClient.from_settings(settings)
         self.trail = trail or AuditTrail.from_settings(settings.audit)
+        self.handled = HandledJobs()
 
     def __call__(self, event: Any, context: Any) -> Dict[str, Any]:
         return serve(event, context, self.route)
 
-    def route(self, request: HttpRequest):
+    def route(self, request: HttpRequest) -> Answer:
         started = time.monotonic()
-        limit_s = request.time_limit_s(DEFAULT_TIME_LIMIT_S)
-        deadline = started + max(1.0, limit_s - SAFETY_MARGIN_S)
+        deadline = started + max(1.0, request.time_limit_s(DEFAULT_TIME_LIMIT_S) - SAFETY_MARGIN_S)
         callback = CiCallback.from_body(request.json_object())
+        job_id, data_id = callback.job.job_id, callback.job.data_id
         log = dict(request_id=request.request_id, version=callback.version, kind=callback.kind,
-                   job_id=callback.job.job_id)
+                   job_id=job_id if valid_job_id(job_id) else None)
         try:
-            ref = JobRef.verify(callback.job.data_id, self.settings.review.signing_key)
+            ref = JobRef.verify(data_id, self.settings.review.verification_keys)
         except InvalidJobRef as exc:
             logs.emit("review.forged", level="warning", reason=str(exc), **log)
             raise Unauthorized(f"DataId rejected: {exc}") from None
+        if job_id and not valid_job_id(job_id):
+            logs.emit("review.forged", level="warning", reason="JobId is not in CI's format", **log)
+            raise BadRequest("JobId is not a CI job id")
         log.update(scene=ref.scene, sender=ref.sender, target=ref.group_id or ref.receiver)
 
+        key = (job_id, data_id)
+        mine, settled = self.handled.begin(key)
+        if not mine:
+            logs.emit("review.replayed", settled=settled is not None, **log)
+            if settled is None:
+                raise ServiceUnavailable("this job is being handled now")
+            return settled
+        answer: Optional[Answer] = None
+        try:
+            answer = self._handle(request, callback, ref, log, started, deadline)
+            return answer
+        finally:
+            self.handled.settle(key, answer)  # an error (raised) is not settled: CI's next call tries again
+
+    def _handle(self, request: HttpRequest, callback: CiCallback, ref: JobRef, log: Mapping[str, Any],
+                started: float, deadline: float) -> Answer:
         job = self._authoritative(callback, ref, log)
         outcome = job.outcome
         if outcome is None:
@@ -72,27 +97,28 @@ class AudioResultApp:
         )
         reason = {"source": "ci", "check": ref.kind, "outcome": outcome.value, "label": job.label or None,
                   "score": job.score}
-        audit = dict(request_id=request.request_id, function="audio_result", command=f"CI.{ref.kind}_review",
-                     scene=ref.scene, sender=ref.sender, receiver=ref.receiver, group_id=ref.group_id,
-                     msg_key=ref.msg_key, msg_seq=ref.msg_seq if ref.scene == "group" else None,
-                     content_types=[ref.kind], reasons=[{k: v for k, v in reason.items() if v is not None}])
-        details = dict(version=callback.version, job_id=job.job_id, result=job.result)
+        record = _Recorder(self.trail, request, ref, reason, started,
+                           dict(version=callback.version, job_id=job.job_id, result=job.result))
         if not should_withdraw:
-            action = "kept" if outcome is Outcome.SUSPICIOUS else "passed"
-            self.trail.record(AuditRecord("review.decided", action=action, latency_ms=_ms_since(started),
-                                          details=details, **audit))
-            return 200, {"status": action, "job_id": job.job_id}
+            return record("review.decided", "kept" if outcome is Outcome.SUSPICIOUS else "passed")
+
+        confirmation = confirm(self.im, ref, deadline)
+        if confirmation.status == UNAVAILABLE:
+            logs.emit("review.confirm_failed", level="error", reason=confirmation.reason,
+                      im_error_code=confirmation.im_error_code, **log)
+            raise ServiceUnavailable("could not read the message back from IM")
+        if confirmation.status == ALREADY_WITHDRAWN:
+            return record("review.withdrawn", ALREADY_WITHDRAWN, confirmation=confirmation.reason)
+        if not confirmation.confirmed:
+            return record("review.unconfirmed", "unconfirmed", level="warning", confirmation=confirmation.reason,
+                          im_error_code=confirmation.im_error_code)
 
         result = self._withdraw(ref, deadline)
-        details.update(im_error_code=result.error_code, attempts=result.attempts)
         if not result.done:
-            self.trail.record(AuditRecord("review.withdraw_failed", action="withdraw_failed", level="error",
-                                          latency_ms=_ms_since(started), details=dict(details, detail=result.detail),
-                                          **audit))
+            record("review.withdraw_failed", "withdraw_failed", level="error", im_error_code=result.error_code,
+                   attempts=result.attempts, detail=result.detail)
             raise WithdrawFailed("IM did not withdraw the message", im_error_code=result.error_code)
-        self.trail.record(AuditRecord("review.withdrawn", action=result.status, latency_ms=_ms_since(started),
-                                      details=details, **audit))
-        return 200, {"status": result.status, "job_id": job.job_id}
+        return record("review.withdrawn", result.status, im_error_code=result.error_code, attempts=result.attempts)
 
     def _authoritative(self, callback: CiCallback, ref: JobRef, log: Mapping[str, Any]) -> JobResult:
         """The verdict to act on: CI's answer to a signed query, not the posted body."""
@@ -116,8 +142,25 @@ class AudioResultApp:
         return self.im.withdraw_c2c(ref.sender, ref.receiver, ref.msg_key, deadline)
 
 
-def _ms_since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)
+class _Recorder:
+    """One audit record per settled job, and the answer CI gets for it."""
+
+    def __init__(self, trail: AuditTrail, request: HttpRequest, ref: JobRef, reason: Dict[str, Any],
+                 started: float, details: Dict[str, Any]):
+        self._trail, self._started, self._details = trail, started, details
+        self._fields = dict(request_id=request.request_id, function="audio_result", command=f"CI.{ref.kind}_review",
+                            scene=ref.scene, sender=ref.sender, receiver=ref.receiver, group_id=ref.group_id,
+                            msg_key=ref.msg_key, msg_seq=ref.msg_seq if ref.scene == "group" else None,
+                            content_types=[ref.kind], reasons=[{k: v for k, v in reason.items() if v is not None}])
+
+    def __call__(self, event: str, action: str, level: str = "info", **details: Any) -> Answer:
+        latency_ms = round((time.monotonic() - self._started) * 1000, 1)
+        self._trail.record(AuditRecord(event, action=action, level=level, latency_ms=latency_ms,
+                                       details=dict(self._details, **details), **self._fields))
+        answer: Dict[str, Any] = {"status": action, "job_id": self._details["job_id"]}
+        if details.get("confirmation"):
+            answer["reason"] = details["confirmation"]
+        return 200, answer
 
 
 def create_handler(environ: Optional[Mapping[str, str]] = None) -> AudioResultApp:

@@ -15,11 +15,14 @@ from imguard.audit.record import AuditRecord
 from imguard.handlers.context import Call, Services, overall
 from imguard.im import answers
 from imguard.im.fields import FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
-from imguard.im.rest import MIN_ATTEMPT_S, RestResult
+from imguard.im.rest import MIN_ATTEMPT_S, READ, RestResult, group_values, profile_values
 from imguard.moderation.moderator import Judgement
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
 
 Answer = Dict[str, Any]
+Fixes = Dict[str, str]
+Overwrite = Callable[[Fixes, float], RestResult]
+ReadBack = Callable[[Sequence[str], float], Optional[Dict[str, Any]]]  # None: IM could not say
 
 # IM does not wait for after-callbacks' answers in any way that matters; remediation gets this long.
 REMEDIATE_BUDGET_S = 3.0
@@ -61,29 +64,34 @@ class FieldHandlers:
 
     def group_info_changed(self, call: Call, body: Mapping[str, Any]) -> Answer:
         group = GroupCallback.from_body(body)
+        im = self.services.im
         return self._after_change(
             call, "group_info", group.operator, group.operator, group.fields,
-            lambda fixes, deadline: self.services.im.modify_group(group.group_id, fixes, deadline),
+            lambda names, deadline: _values(im.get_group(group.group_id, names, deadline), group_values, group.group_id),
+            lambda fixes, deadline: im.modify_group(group.group_id, fixes, deadline),
             group_id=group.group_id,
         )
 
     def portrait_set(self, call: Call, body: Mapping[str, Any]) -> Answer:
         profile = ProfileCallback.from_body(body)
+        im = self.services.im
         return self._after_change(
             call, "profile", profile.account, profile.operator, profile.fields,
-            lambda fixes, deadline: self.services.im.set_profile(profile.account, fixes, deadline),
+            lambda tags, deadline: _values(im.get_profile(profile.account, tags, deadline), profile_values,
+                                           profile.account),
+            lambda fixes, deadline: im.set_profile(profile.account, fixes, deadline),
             details=dict(operator=_other(profile.operator, profile.account)),
         )
 
     def _after_change(self, call: Call, scene: str, actor: str, operator: str, fields: Sequence[TextField],
-                      overwrite: Callable[[Dict[str, str], float], RestResult], **audit: Any) -> Answer:
+                      read_back: ReadBack, overwrite: Overwrite, **audit: Any) -> Answer:
         """A change IM reports after the fact cannot be refused: judge each field, overwrite
-        the violating ones (PROFILE_REMEDIATE), record, acknowledge."""
+        the violating ones (PROFILE_REMEDIATE) if IM still holds what was judged, record, acknowledge."""
         judgements = self._judge(call, actor, [(f,) for f in fields])
         fixes = self._fixes(fields, judgements)
         if operator == self.services.settings.im_api.admin:
             fixes = {}  # an admin's change, perhaps our own overwrite coming back: never overwrite it
-        remediation = self._remediate(call, fixes, overwrite)
+        remediation = self._remediate(call, fixes, {f.name: f.text for f in fields}, read_back, overwrite)
         record = self._audit(call, scene, overall(judgements).action,
                              [((f,), j) for f, j in zip(fields, judgements)], actor, remediation=remediation, **audit)
         self.services.trail.record(record, deadline=call.deadline)
@@ -105,17 +113,27 @@ class FieldHandlers:
                 fixes[field.name] = judgement.replacements.get((field.name,), self.services.settings.profile_placeholder)
         return fixes
 
-    def _remediate(self, call: Call, fixes: Dict[str, str],
-                   overwrite: Callable[[Dict[str, str], float], RestResult]) -> Optional[Dict[str, Any]]:
+    def _remediate(self, call: Call, fixes: Fixes, judged: Dict[str, str], read_back: ReadBack,
+                   overwrite: Overwrite) -> Optional[Dict[str, Any]]:
         if not fixes:
             return None
         if self.services.im is None:
             return {"status": "off", "fields": sorted(fixes)}
         # Done before answering: once the answer is out, SCF may freeze the instance mid-call.
         deadline = min(time.monotonic() + REMEDIATE_BUDGET_S, call.time_limit - 2 * MIN_ATTEMPT_S)
-        result = overwrite(fixes, deadline)
-        return {"status": result.status, "fields": sorted(fixes), "im_error_code": result.error_code,
-                "attempts": result.attempts, "detail": result.detail or None}
+        # The callback's body is not covered by IM's Sign: only what IM itself holds now may be
+        # overwritten, and only while it is still the text that was judged.
+        current = read_back(sorted(fixes), deadline)
+        if current is None:
+            return {"status": "unconfirmed", "fields": sorted(fixes), "detail": "IM could not show the current values"}
+        still = {name: fix for name, fix in fixes.items() if current.get(name) == judged[name]}
+        superseded = sorted(set(fixes) - set(still)) or None
+        if not still:
+            return {"status": "unconfirmed", "fields": sorted(fixes), "superseded": superseded,
+                    "detail": "IM holds other values than the ones judged"}
+        result = overwrite(still, deadline)
+        return {"status": result.status, "fields": sorted(still), "superseded": superseded,
+                "im_error_code": result.error_code, "attempts": result.attempts, "detail": result.detail or None}
 
     def _audit(self, call: Call, scene: str, action: str, judged: Sequence[Tuple[Tuple[TextField, ...], Judgement]],
                sender: str, receiver: str = "", group_id: str = "", remediation: Optional[Dict[str, Any]] = None,
@@ -141,6 +159,10 @@ class FieldHandlers:
             details=dict(details or {}, remediation=remediation),  # both sinks drop empty (None) values
         )
 
+
+def _values(result: RestResult, parse: Callable[[Mapping[str, Any], str], Optional[Dict[str, Any]]],
+            key: str) -> Optional[Dict[str, Any]]:
+    return parse(result.answer, key) if result.status == READ else None
 
 
 def _other(who: str, actor: str) -> Optional[str]:

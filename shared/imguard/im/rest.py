@@ -1,19 +1,22 @@
-"""IM REST API: withdrawing and recalling messages (im-callback-protocol.md §5), and overwriting
-profile and group fields that failed moderation after the fact."""
+"""IM REST API: withdrawing and recalling messages (im-callback-protocol.md §5), reading messages,
+profiles and group info back before acting on them (§5.4a), and overwriting profile and group
+fields that failed moderation after the fact."""
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import requests
 
 from imguard.config import Settings
+from imguard.logs import clip
 from imguard.im.usersig import UserSigCache
 
 WITHDRAWN = "withdrawn"
 UPDATED = "updated"
+READ = "read"
 ALREADY_WITHDRAWN = "already_withdrawn"
 NOT_FOUND = "not_found"
 FAILED = "failed"
@@ -32,10 +35,11 @@ MIN_ATTEMPT_S = 0.2
 
 @dataclass(frozen=True)
 class RestResult:
-    status: str  # withdrawn, updated, already_withdrawn, not_found or failed
+    status: str  # withdrawn, updated, read, already_withdrawn, not_found or failed
     error_code: Optional[int] = None
     attempts: int = 1
     detail: str = ""
+    answer: Mapping[str, Any] = field(default_factory=dict, repr=False)  # IM's JSON, for reads
 
     @property
     def done(self) -> bool:
@@ -67,21 +71,24 @@ def _update_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
     return _classify(code, None, success=UPDATED), code
 
 
-def _group_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
+def _read_outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
     code = answer.get("ErrorCode")
-    if code != 0:
-        return _classify(code, 10030), code
-    # ErrorCode 0 only says the request was read: each MsgSeq has its own RetCode.
-    outcomes = []
-    for item in answer.get("RecallRetList") or []:
-        if isinstance(item, Mapping):
-            ret = item.get("RetCode")
-            outcomes.append((_classify(ret, 10030), ret))
-    for status in (FAILED, _NEW_SIG, _RETRY, WITHDRAWN, NOT_FOUND, ALREADY_WITHDRAWN):
-        for outcome in outcomes:
-            if outcome[0] == status:
-                return outcome
-    return WITHDRAWN, 0
+    return _classify(code, None, success=READ), code
+
+
+def _recall_outcome(msg_seq: int) -> Callable[[Mapping[str, Any]], Tuple[str, Any]]:
+    def outcome(answer: Mapping[str, Any]) -> Tuple[str, Any]:
+        code = answer.get("ErrorCode")
+        if code != 0:
+            return _classify(code, 10030), code
+        # ErrorCode 0 only says the request was read: the RetCode of the MsgSeq we asked for is the
+        # answer, and without one nothing is known to be recalled.
+        for item in answer.get("RecallRetList") or []:
+            if isinstance(item, Mapping) and item.get("MsgSeq") == msg_seq and isinstance(item.get("RetCode"), int):
+                return _classify(item["RetCode"], 10030), item["RetCode"]
+        return FAILED, None
+
+    return outcome
 
 
 class ImRestClient:
@@ -117,7 +124,31 @@ class ImRestClient:
         body: Dict[str, Any] = {"GroupId": group_id, "MsgSeqList": [{"MsgSeq": msg_seq}]}
         if topic_id:
             body["TopicId"] = topic_id
-        return self._call("v4/group_open_http_svc/group_msg_recall", body, _group_outcome, deadline)
+        return self._call("v4/group_open_http_svc/group_msg_recall", body, _recall_outcome(msg_seq), deadline)
+
+    def c2c_history(self, operator: str, peer: str, min_time: int, max_time: int, deadline: float,
+                    last_msg_key: str = "") -> RestResult:
+        """One page of the conversation between two users, newest first (admin_getroammsg)."""
+        body: Dict[str, Any] = {"Operator_Account": operator, "Peer_Account": peer, "MaxCnt": 100,
+                                "MinTime": min_time, "MaxTime": max_time}
+        if last_msg_key:
+            body["LastMsgKey"] = last_msg_key
+        return self._call("v4/openim/admin_getroammsg", body, _read_outcome, deadline)
+
+    def group_history(self, group_id: str, msg_seq: int, topic_id: str, deadline: float) -> RestResult:
+        """The group message at ``msg_seq``, recalled or not (group_msg_get_simple)."""
+        body: Dict[str, Any] = {"GroupId": group_id, "ReqMsgSeq": msg_seq, "ReqMsgNumber": 1, "WithRecalledMsg": 1}
+        if topic_id:
+            body["TopicId"] = topic_id
+        return self._call("v4/group_open_http_svc/group_msg_get_simple", body, _read_outcome, deadline)
+
+    def get_profile(self, account: str, tags: Sequence[str], deadline: float) -> RestResult:
+        body = {"To_Account": [account], "TagList": list(tags)}
+        return self._call("v4/profile/portrait_get", body, _read_outcome, deadline)
+
+    def get_group(self, group_id: str, fields: Sequence[str], deadline: float) -> RestResult:
+        body = {"GroupIdList": [group_id], "ResponseFilter": {"GroupBaseInfoFilter": list(fields)}}
+        return self._call("v4/group_open_http_svc/get_group_info", body, _read_outcome, deadline)
 
     def set_profile(self, account: str, items: Mapping[str, str], deadline: float) -> RestResult:
         body = {"From_Account": account, "ProfileItem": [{"Tag": tag, "Value": value} for tag, value in items.items()]}
@@ -135,9 +166,9 @@ class ImRestClient:
         detail = ""
         while True:
             attempts += 1
-            status, last_code, detail = self._attempt(path, body, outcome_of, deadline)
-            if status in (WITHDRAWN, UPDATED, ALREADY_WITHDRAWN, NOT_FOUND):
-                return RestResult(status, last_code, attempts)
+            status, last_code, detail, answer = self._attempt(path, body, outcome_of, deadline)
+            if status in (WITHDRAWN, UPDATED, READ, ALREADY_WITHDRAWN, NOT_FOUND):
+                return RestResult(status, last_code, attempts, answer=answer)
             if status == _NEW_SIG and not new_sig_tried and time.monotonic() + MIN_ATTEMPT_S < deadline:
                 new_sig_tried = True
                 self._usersig.invalidate()
@@ -147,7 +178,7 @@ class ImRestClient:
             self._sleep(pause + random.uniform(0, pause / 2))
             pause = min(pause * 2, 4.0)
 
-    def _attempt(self, path, body, outcome_of, deadline) -> Tuple[str, Any, str]:
+    def _attempt(self, path, body, outcome_of, deadline) -> Tuple[str, Any, str, Mapping[str, Any]]:
         remaining = max(MIN_ATTEMPT_S, deadline - time.monotonic())
         params = {
             "sdkappid": self._sdk_app_id,
@@ -164,15 +195,33 @@ class ImRestClient:
                 timeout=(min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining)),
             )
         except requests.RequestException as exc:
-            return _RETRY, None, f"network: {type(exc).__name__}"
+            return _RETRY, None, f"network: {type(exc).__name__}", {}
         if response.status_code != 200:
-            return _RETRY, None, f"HTTP {response.status_code}"
+            return _RETRY, None, f"HTTP {response.status_code}", {}
         try:
             answer = response.json()
-        except ValueError:
-            return _RETRY, None, "answer is not JSON"
+        except (ValueError, RecursionError):
+            return _RETRY, None, "answer is not JSON", {}
         if not isinstance(answer, Mapping):
-            return _RETRY, None, "answer is not a JSON object"
+            return _RETRY, None, "answer is not a JSON object", {}
         status, code = outcome_of(answer)
-        info = answer.get("ErrorInfo")
-        return status, code, f"ErrorCode {code}: {info}" if status not in (WITHDRAWN, UPDATED) else ""
+        info = clip(str(answer.get("ErrorInfo")), 120)
+        return status, code, f"ErrorCode {code}: {info}" if status not in (WITHDRAWN, UPDATED, READ) else "", answer
+
+
+def profile_values(answer: Mapping[str, Any], account: str) -> Optional[Dict[str, Any]]:
+    """Tag → value of ``account`` in a portrait_get answer; None when IM did not return that user
+    (the top level says OK even when a user failed: each has its own ResultCode)."""
+    for item in answer.get("UserProfileItem") or []:
+        if isinstance(item, Mapping) and item.get("To_Account") == account and item.get("ResultCode") == 0:
+            return {p.get("Tag"): p.get("Value") for p in item.get("ProfileItem") or [] if isinstance(p, Mapping)}
+    return None
+
+
+def group_values(answer: Mapping[str, Any], group_id: str) -> Optional[Dict[str, Any]]:
+    """The group's fields in a get_group_info answer; None when IM did not return it
+    (the top-level ErrorCode means nothing here: each group has its own)."""
+    for item in answer.get("GroupInfo") or []:
+        if isinstance(item, Mapping) and item.get("GroupId") == group_id and item.get("ErrorCode") == 0:
+            return dict(item)
+    return None

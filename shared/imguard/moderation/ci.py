@@ -31,6 +31,15 @@ def as_int(value: Any) -> Optional[int]:
         return None
 
 
+# Every JobId CI documents is two letters and 32 hex digits (sa…, av…, si…, st…). Anything else is
+# refused before it reaches a URL path: a JobId is spliced into /audio/auditing/<JobId>.
+_JOB_ID = re.compile(r"[A-Za-z]{2}[0-9a-fA-F]{32}")
+
+
+def valid_job_id(job_id: str) -> bool:
+    return bool(_JOB_ID.fullmatch(job_id))
+
+
 def text_chunks(text: str, limit: int = TEXT_LIMIT) -> List[str]:
     return [text[i : i + limit] for i in range(0, len(text), limit)] or [""]
 
@@ -147,6 +156,8 @@ class CiClient:
         return str(job_id)
 
     def query_media(self, kind: str, job_id: str) -> JobResult:
+        if not valid_job_id(job_id):
+            raise CiError("not a CI JobId")
         try:
             if kind == "video":
                 response = self._client.ci_auditing_video_query(Bucket=self._bucket, JobID=job_id)
