@@ -16,6 +16,7 @@ from werkzeug import Response
 
 from imguard.rules.ruleset import parse
 from tests.conftest import answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event
+from tests.flows import job_for
 
 C2C = "C2C.CallbackBeforeSendMsg"
 COMMANDS = [C2C, "Group.CallbackBeforeSendMsg", "Group.CallbackAfterSendMsg", "Sns.CallbackPrevFriendAdd",
@@ -162,14 +163,6 @@ def test_invalid_utf8_in_a_base64_body_is_a_400_with_a_reason(make_function):
     assert integration_response(response) == {"error": "BadRequest", "message": "body is not valid UTF-8"}
 
 
-def test_a_violation_deep_in_a_relay_past_the_limit_is_left_to_the_fail_policy(make_function, rules_file):
-    handler = make_function(ci=False, RULES_PATH=rules_file, FAIL_MODE="closed")
-
-    answer = answer_of(handler(trigger_event(nested_relay(50), im_query(C2C)), scf_context()))
-
-    assert answer["ErrorCode"] == 1  # unread content is not assumed clean when the operator says closed
-
-
 @pytest.mark.parametrize("rules, text", [
     ({"block": [{"regex": "(a+)+$"}]}, "a" * 100_000 + "!"),
     ({"block": [{"regex": "(x+x+)+y"}]}, "x" * 100_000),
@@ -263,16 +256,17 @@ IM_FAULTS = {
 @pytest.mark.parametrize("fault", list(IM_FAULTS))
 def test_every_im_rest_fault_ends_in_500_a_log_line_and_an_audit_record(
         make_function, review_env, fake_ci, fake_im, sqlite_dsn, capsys, fault):
-    # GIVEN a violating sound message, already submitted, and IM's REST API failing on every attempt
+    # GIVEN a violating sound message, delivered and submitted, and IM's withdrawal failing on every attempt
     sound = load_event("im/c2c_before_sound")
     fake_ci.flag_media(sound["MsgBody"][0]["MsgContent"]["Url"], label="Porn")
     im_callback = make_function("im_callback", **review_env)
     answer_of(im_callback(trigger_event(sound, im_query(C2C)), scf_context()))
+    fake_im.deliver_c2c(sound)
     fake_im.script(fake_im.WITHDRAW, *[IM_FAULTS[fault]] * 20)
     audio_result = make_function("audio_result", AUDIT_DSN=sqlite_dsn, **review_env)
 
     # WHEN CI's verdict arrives, with only a few seconds left in the invocation
-    event = trigger_event(fake_ci.detail_callback(next(iter(fake_ci.jobs))), {})
+    event = trigger_event(fake_ci.detail_callback(job_for(fake_ci, sound["MsgBody"][0]["MsgContent"]["Url"])), {})
     response = audio_result(event, {"request_id": "ci-cb", "time_limit_in_ms": 5000})
 
     # THEN it answers 500 (CI will call again), logs the failure and records it
@@ -283,17 +277,18 @@ def test_every_im_rest_fault_ends_in_500_a_log_line_and_an_audit_record(
     assert fake_im.withdrawn == []
 
 
-@pytest.mark.parametrize("fail_mode, error_code", [("open", 0), ("closed", 1)])
-def test_a_scan_cut_short_by_too_many_matches_is_left_to_the_fail_policy(make_function, tmp_path, capsys,
-                                                                         fail_mode, error_code):
-    # GIVEN whole-word keywords nested in one another, and a text that matches all of them everywhere
+@pytest.mark.parametrize("oversize_action, error_code", [(None, 1), ("block", 1), ("allow", 0)])
+def test_a_scan_cut_short_by_too_many_matches_is_left_to_the_oversize_policy(make_function, tmp_path, capsys,
+                                                                             oversize_action, error_code):
+    # GIVEN whole-word keywords nested in one another, a text that matches all of them everywhere,
+    # and FAIL_MODE open: the sender shaped the text, so the fail policy must not decide
     rules = tmp_path / "nested.yaml"
     rules.write_text("block: [" + ", ".join("a" * n for n in range(1, 60)) + "]\n", encoding="utf-8")
-    handler = make_function(ci=False, RULES_PATH=str(rules), FAIL_MODE=fail_mode)
+    handler = make_function(ci=False, RULES_PATH=str(rules), FAIL_MODE="open", OVERSIZE_ACTION=oversize_action)
 
     answer = answer_of(handler(trigger_event(text_message("a" * 10_000 + "b"), im_query(C2C)), scf_context()))
 
-    # THEN unread text is not taken for clean: the operator's fail policy decides, and the log says why
+    # THEN unread text is not taken for clean: OVERSIZE_ACTION (block by default) decides, and the log names the cap
     assert answer["ErrorCode"] == error_code
     [line] = [l for l in log_lines(capsys) if l["event"] == "callback.moderated"]
-    assert line["degraded"] == "error" and "stopped after" in line["reasons"][0]["detail"]
+    assert line["degraded"] == "oversize" and "cap: stopped after" in line["reasons"][0]["detail"]

@@ -9,9 +9,10 @@ from imguard.audit.trail import AuditTrail
 from imguard.config import ConfigError, Settings
 from imguard.handlers.cloud_audit import CloudAuditHandlers
 from imguard.handlers.context import Call, Services
+from imguard.handlers.failsafe import failsafe_answer
 from imguard.handlers.fields import FieldHandlers
 from imguard.handlers.messages import MessageHandlers
-from imguard.http import HttpRequest
+from imguard.http import HttpRequest, NestedTooDeep
 from imguard.http.boundary import serve
 from imguard.im import answers
 from imguard.im.auth import authenticate
@@ -19,6 +20,7 @@ from imguard.im.callbacks import Command
 from imguard.im.rest import ImRestClient
 from imguard.moderation.ci import CiClient
 from imguard.moderation.moderator import Moderator
+from imguard.moderation.policy import ALLOW, BLOCK
 from imguard.review.submit import MediaSubmitter
 from imguard.rules.ruleset import RulesError
 from imguard.rules.source import RulesSource, load_file
@@ -29,14 +31,17 @@ Handler = Callable[[Call, Mapping[str, Any]], Answer]
 # SCF kills the invocation at its time limit; answer before that whatever is still running.
 TIME_LIMIT_MARGIN_S = 0.5
 DEFAULT_TIME_LIMIT_S = 3.0
+CI_TIMEOUT_SLACK_S = 0.5
 
 
 class ImCallbackApp:
     def __init__(self, settings: Settings, ci: Optional[CiClient] = None, trail: Optional[AuditTrail] = None):
         self.settings = settings
         if ci is None and settings.cos.enabled:
-            # Slow calls are abandoned at the deadline anyway; this bounds the thread they hold.
-            ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000)
+            # Slow calls are abandoned at the deadline anyway; this bounds the thread they hold. It runs a
+            # little past the deadline so that a CI too slow to answer is recorded as a timeout, not as a
+            # network error that raced the deadline.
+            ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000 + CI_TIMEOUT_SLACK_S)
         self.services = Services(
             settings=settings,
             moderator=Moderator(settings, ci),
@@ -66,7 +71,6 @@ class ImCallbackApp:
         started = time.monotonic()
         settings = self.settings
         authenticate(request, settings.sdk_app_id, settings.callback_token, settings.max_skew_s)
-        body = request.json_object()
         time_limit_s = request.time_limit_s(DEFAULT_TIME_LIMIT_S)
         call = Call(
             request_id=request.request_id,
@@ -76,10 +80,23 @@ class ImCallbackApp:
             time_limit=started + max(time_limit_s - TIME_LIMIT_MARGIN_S, settings.deadline_ms / 1000),
         )
         handler = self._handlers.get(call.command)
+        try:
+            body = request.json_object()
+        except NestedTooDeep as exc:
+            if handler is None:
+                raise
+            # Only a sender's nesting makes IM send this: content nobody could read is OVERSIZE_ACTION's.
+            action = BLOCK if settings.oversize_action == BLOCK else ALLOW
+            return 200, failsafe_answer(self.services, call, {}, action, "oversize", f"cap: {exc.message}")
         if handler is None:
             logs.emit("callback.acknowledged", request_id=call.request_id, command=call.command)
             return 200, answers.acknowledge()
-        return 200, handler(call, body)
+        try:
+            return 200, handler(call, body)
+        except Exception as exc:  # a fault in moderation is not a reason to let IM deliver unjudged
+            logs.failure("callback.crashed", exc, request_id=call.request_id, command=call.command)
+            action = BLOCK if settings.fail_mode == "closed" else ALLOW
+            return 200, failsafe_answer(self.services, call, body, action, "error", type(exc).__name__)
 
 
 def _rules_source(settings: Settings) -> RulesSource:

@@ -1,5 +1,5 @@
 """The HTTP edge: SCF trigger events in, integration responses out."""
-from imguard.http.errors import BadRequest, Forbidden, HttpError, ServiceUnavailable, Unauthorized
+from imguard.http.errors import BadRequest, Forbidden, HttpError, NestedTooDeep, ServiceUnavailable, Unauthorized
 from imguard.http.request import HttpRequest
 from imguard.http.response import json_response
 
@@ -8,6 +8,7 @@ __all__ = [
     "Forbidden",
     "HttpError",
     "HttpRequest",
+    "NestedTooDeep",
     "ServiceUnavailable",
     "Unauthorized",
     "json_response",

@@ -24,6 +24,12 @@ class BadRequest(HttpError):
     code = "BadRequest"
 
 
+class NestedTooDeep(BadRequest):
+    """The body is JSON nested deeper than the reader goes. IM builds such a body only from
+    what a sender nested (merged-forwards of merged-forwards), so im_callback decides it
+    as oversize content rather than refusing it."""
+
+
 class Unauthorized(HttpError):
     """The request carries no valid proof of where it came from."""
 

@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any, Dict, Mapping
 
-from imguard.http.errors import BadRequest
+from imguard.http.errors import BadRequest, NestedTooDeep
 
 
 def _str_dict(value: Any) -> Dict[str, str]:
@@ -78,7 +78,9 @@ class HttpRequest:
             data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise BadRequest("body is not valid UTF-8") from None
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise NestedTooDeep("body is nested too deeply to read") from None
+        except ValueError:
             raise BadRequest("body is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("body must be a JSON object")

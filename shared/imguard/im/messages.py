@@ -3,19 +3,19 @@
 ``extract`` walks ``MsgBody`` once and returns the texts (with where each one
 lives, so a rewrite can put masked text back), the image URLs to judge now and
 the audio/video/file URLs to hand to asynchronous review.
+
+The sender shapes the body: merged-forwards nest, and elements can be padded.
+So the walk is iterative and reads everything, however deep or long (its cost
+is bounded by the body's size), and nothing here recurses on the body's depth.
+What cannot all be judged (too many images for CI, say) is for the moderator's
+caps to decide, in the open, not for the walk to drop silently.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from imguard.im.callbacks import text
-
-# Merged-forward messages may nest; IM bounds them, we bound them harder.
-MAX_RELAY_DEPTH = 8
-# A message has at most a handful of elements; more is an attack on our time budget.
-MAX_ELEMENTS = 1000
 
 PathKey = Union[int, str]
 Path = Tuple[PathKey, ...]
@@ -42,36 +42,43 @@ class MessageContent:
     texts: List[TextPiece] = field(default_factory=list)
     images: List[str] = field(default_factory=list)
     media: List[Media] = field(default_factory=list)
-    types: List[str] = field(default_factory=list)  # every MsgType seen, relays included
-    truncated: bool = False  # elements past MAX_ELEMENTS or MAX_RELAY_DEPTH were not read
+    types: List[str] = field(default_factory=list)  # each MsgType seen once, relays included, in order
 
     def joined_text(self) -> str:
         return "\n".join(piece.text for piece in self.texts)
 
 
+Elements = Iterator[Tuple[Path, Mapping[str, Any]]]
+
+
 def extract(msg_body: Sequence[Mapping[str, Any]]) -> MessageContent:
     content = MessageContent()
-    _walk(msg_body, (), 0, content)
+    seen_types: Dict[str, None] = {}
+    # A stack of element iterators instead of recursion: a relay pushes its messages' elements.
+    stack: List[Elements] = [_elements(msg_body, ())]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        here, element = item
+        msg_type = text(element.get("MsgType"))
+        seen_types.setdefault(msg_type or "?")
+        body = element.get("MsgContent")
+        reader = _READERS.get(msg_type)
+        if reader is not None and isinstance(body, Mapping):
+            nested = reader(body, here + ("MsgContent",), content)
+            if nested is not None:
+                stack.append(nested)
+    content.types = list(seen_types)
     content.images = list(dict.fromkeys(content.images))
     return content
 
 
-def _walk(elements: Iterable[Any], path: Path, depth: int, out: MessageContent) -> None:
+def _elements(elements: Iterable[Any], path: Path) -> Elements:
     for index, element in enumerate(elements):
-        if not isinstance(element, Mapping):
-            continue
-        if len(out.types) >= MAX_ELEMENTS:
-            out.truncated = True
-            return
-        msg_type = text(element.get("MsgType"))
-        body = element.get("MsgContent")
-        out.types.append(msg_type or "?")
-        if not isinstance(body, Mapping):
-            continue
-        here = path + (index, "MsgContent")
-        reader = _READERS.get(msg_type)
-        if reader is not None:
-            reader(body, here, depth, out)
+        if isinstance(element, Mapping):
+            yield path + (index,), element
 
 
 def _add_texts(body: Mapping[str, Any], here: Path, keys: Tuple[str, ...], out: MessageContent) -> None:
@@ -81,31 +88,34 @@ def _add_texts(body: Mapping[str, Any], here: Path, keys: Tuple[str, ...], out: 
             out.texts.append(TextPiece(here + (key,), value))
 
 
-def _read_text(body, here, depth, out):
+Reader = Callable[[Mapping[str, Any], Path, MessageContent], Optional[Elements]]
+
+
+def _read_text(body, here, out):
     _add_texts(body, here, ("Text",), out)
 
 
-def _read_custom(body, here, depth, out):
+def _read_custom(body, here, out):
     _add_texts(body, here, ("Data", "Desc", "Ext"), out)
 
 
-def _read_location(body, here, depth, out):
+def _read_location(body, here, out):
     _add_texts(body, here, ("Desc",), out)
 
 
-def _read_image(body, here, depth, out):
+def _read_image(body, here, out):
     url = best_image_url(body.get("ImageInfoArray"))
     if url:
         out.images.append(url)
 
 
-def _read_sound(body, here, depth, out):
+def _read_sound(body, here, out):
     url = text(body.get("Url"))
     if url:
         out.media.append(Media("sound", url))
 
 
-def _read_video(body, here, depth, out):
+def _read_video(body, here, out):
     cover = text(body.get("ThumbUrl"))
     if cover:
         out.images.append(cover)
@@ -114,30 +124,32 @@ def _read_video(body, here, depth, out):
         out.media.append(Media("video", url))
 
 
-def _read_file(body, here, depth, out):
+def _read_file(body, here, out):
     url = text(body.get("Url"))
     if url:
         out.media.append(Media("file", url, text(body.get("FileName"))))
 
 
-def _read_relay(body, here, depth, out):
-    if depth >= MAX_RELAY_DEPTH:
-        out.truncated = True
-        return
+def _read_relay(body, here, out) -> Elements:
     _add_texts(body, here, ("Title",), out)
     abstracts = body.get("AbstractList")
     if isinstance(abstracts, list):
         for i, line in enumerate(abstracts):
             if isinstance(line, str) and line.strip():
                 out.texts.append(TextPiece(here + ("AbstractList", i), line))
-    messages = body.get("MsgList")
-    if isinstance(messages, list):
-        for i, message in enumerate(messages):
-            if isinstance(message, Mapping) and isinstance(message.get("MsgBody"), list):
-                _walk(message["MsgBody"], here + ("MsgList", i, "MsgBody"), depth + 1, out)
+    return _relayed(body.get("MsgList"), here)
 
 
-_READERS = {
+def _relayed(messages: Any, here: Path) -> Elements:
+    """The elements of every forwarded message, in order."""
+    if not isinstance(messages, list):
+        return
+    for i, message in enumerate(messages):
+        if isinstance(message, Mapping) and isinstance(message.get("MsgBody"), list):
+            yield from _elements(message["MsgBody"], here + ("MsgList", i, "MsgBody"))
+
+
+_READERS: Dict[str, Reader] = {
     "TIMTextElem": _read_text,
     "TIMCustomElem": _read_custom,
     "TIMLocationElem": _read_location,
@@ -163,11 +175,19 @@ def best_image_url(infos: Any) -> Optional[str]:
 
 
 def rewritten(msg_body: Sequence[Mapping[str, Any]], replacements: Mapping[Path, str]) -> List[Any]:
-    """A copy of ``msg_body`` with the texts at ``replacements``' paths replaced."""
-    body = copy.deepcopy(list(msg_body))
+    """``msg_body`` with the texts at ``replacements``' paths replaced. Only the containers on
+    those paths are copied (one level at a time, never recursively), so the original is
+    untouched and a body nested however deep costs no more than its paths."""
+    body: List[Any] = list(msg_body)
+    copies = {id(body)}  # containers that are ours to change
     for path, new_text in replacements.items():
         node: Any = body
         for key in path[:-1]:
-            node = node[key]
+            child = node[key]
+            if id(child) not in copies:
+                child = list(child) if isinstance(child, list) else dict(child)
+                node[key] = child
+                copies.add(id(child))
+            node = child
         node[path[-1]] = new_text
     return body

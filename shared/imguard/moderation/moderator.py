@@ -8,14 +8,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from imguard.config import Settings
 from imguard.im.messages import MessageContent, Path
 from imguard.moderation.cache import Key, VerdictCache, image_key, text_key
-from imguard.moderation.ci import CiClient, text_chunks
+from imguard.moderation.ci import TEXT_LIMIT, CiClient, text_chunks
 from imguard.moderation.policy import BLOCK, REWRITE, Decision, decide
 from imguard.moderation.runner import Check, run_checks
 from imguard.moderation.verdict import Outcome, Verdict
+from imguard.review.submit import MAX_REVIEW_MEDIA, reviewable
 from imguard.rules.ruleset import MAX_HITS, RuleSet
 
-# Texts longer than this are not sent to CI in full (IM itself caps messages near 12 KB);
-# what is left unchecked is reported as an error, so the fail policy decides.
+# What one message may ask of CI (IM itself caps a message near 12 KB). Whatever lies past a cap
+# is left unjudged and reported as OVERSIZE, for OVERSIZE_ACTION to decide.
 MAX_CI_TEXT_CHUNKS = 5
 MAX_CI_IMAGES = 20
 
@@ -62,8 +63,9 @@ class Moderator:
 
     def _plan(self, content: MessageContent, rules: RuleSet) -> _Plan:
         verdicts: List[Verdict] = []
-        if content.truncated:
-            verdicts.append(Verdict(Outcome.ERROR, "imguard", "body", detail="message too large or nested too deep"))
+        review = self._settings.review
+        if review.enabled and len(reviewable(content.media, review.file_review)) > MAX_REVIEW_MEDIA:
+            verdicts.append(_over_cap("media", f"more than {MAX_REVIEW_MEDIA} audio/video items to review"))
         texts = [piece.text for piece in content.texts]
         replacements: Dict[Path, str] = {}
         if not rules.empty and texts:
@@ -80,7 +82,8 @@ class Moderator:
 
     def _finish(self, plan: _Plan, ci_verdicts: List[Verdict]) -> Judgement:
         verdicts = plan.verdicts + ci_verdicts
-        decision = decide(verdicts, self._settings.suspicious_action, self._settings.fail_mode)
+        settings = self._settings
+        decision = decide(verdicts, settings.suspicious_action, settings.fail_mode, settings.oversize_action)
         if plan.replacements and decision.action != BLOCK:
             decision = Decision(REWRITE, decision.degraded)
         return Judgement(decision, verdicts, plan.replacements if decision.action != BLOCK else {})
@@ -100,11 +103,11 @@ class Moderator:
                 break
             if scan.action == "replace":
                 replacements[piece.path] = scan.text
-        # Unread text is not assumed clean: the fail policy decides, as for a check that failed.
-        outcome = Outcome.BLOCK if blocked else Outcome.ERROR if truncated else Outcome.PASS
+        # Unread text is not assumed clean: a text built to exhaust the scan is OVERSIZE_ACTION's to decide.
+        outcome = Outcome.BLOCK if blocked else Outcome.OVERSIZE if truncated else Outcome.PASS
         label = "block" if blocked else "replace" if replacements else ""
         latency = round((time.monotonic() - started) * 1000, 3)
-        detail = f"{rules.version}; stopped after {MAX_HITS} matches" if truncated and not blocked else rules.version
+        detail = f"{rules.version}; cap: stopped after {MAX_HITS} matches" if truncated and not blocked else rules.version
         verdict = Verdict(outcome, "rules", "rules", label=label, keywords=tuple(dict.fromkeys(matched))[:50],
                           detail=detail, latency_ms=latency)
         return verdict, ({} if blocked else replacements)
@@ -119,12 +122,12 @@ class Moderator:
                 name = "text" if len(chunks) == 1 else f"text[{i}]"
                 checks.append(self._check(name, text_key(chunk), lambda chunk=chunk, name=name: ci.check_text(chunk, name)))
             if len(chunks) > MAX_CI_TEXT_CHUNKS:
-                unchecked.append(Verdict(Outcome.ERROR, "ci", "text", detail=f"text over {MAX_CI_TEXT_CHUNKS} CI chunks"))
+                unchecked.append(_over_cap("text", f"text over {MAX_CI_TEXT_CHUNKS} CI requests of {TEXT_LIMIT} characters"))
         for i, url in enumerate(images[:MAX_CI_IMAGES]):
             name = f"image[{i}]"
             checks.append(self._check(name, image_key(url), lambda url=url, name=name: ci.check_image(url, name)))
         if len(images) > MAX_CI_IMAGES:
-            unchecked.append(Verdict(Outcome.ERROR, "ci", "image", detail=f"more than {MAX_CI_IMAGES} images"))
+            unchecked.append(_over_cap("image", f"more than {MAX_CI_IMAGES} images"))
         return checks, unchecked
 
     def _check(self, name: str, key: Key, ask_ci: Callable[[], Verdict]) -> Check:
@@ -133,3 +136,7 @@ class Moderator:
         if cache is None:
             return Check("ci", name, ask_ci)
         return Check("ci", name, lambda: cache.get(key, name) or cache.put(key, ask_ci()))
+
+
+def _over_cap(check: str, what: str) -> Verdict:
+    return Verdict(Outcome.OVERSIZE, "imguard", check, detail=f"cap: {what}")

@@ -14,17 +14,21 @@ REWRITE = "rewrite"
 @dataclass(frozen=True)
 class Decision:
     action: str  # allow, block or rewrite
-    # Why the fail policy had to decide: "timeout" or "error"; empty when every check answered.
+    # Why a policy rather than a verdict decided: "oversize" (OVERSIZE_ACTION), "timeout" or "error"
+    # (FAIL_MODE); empty when every part of the content was judged.
     degraded: str = ""
 
 
-def decide(verdicts: Iterable[Verdict], suspicious_action: str, fail_mode: str) -> Decision:
+def decide(verdicts: Iterable[Verdict], suspicious_action: str, fail_mode: str, oversize_action: str) -> Decision:
     verdicts = list(verdicts)
     outcomes = {v.outcome for v in verdicts}
     # A definite violation wins over everything, even over checks that never answered.
     if Outcome.BLOCK in outcomes or (Outcome.SUSPICIOUS in outcomes and suspicious_action == BLOCK):
         return Decision(BLOCK)
+    oversize = Outcome.OVERSIZE in outcomes
+    if oversize and oversize_action == BLOCK:
+        return Decision(BLOCK, "oversize")
     degraded = "timeout" if Outcome.TIMEOUT in outcomes else "error" if Outcome.ERROR in outcomes else ""
     if degraded:
         return Decision(ALLOW if fail_mode == "open" else BLOCK, degraded)
-    return Decision(ALLOW)
+    return Decision(ALLOW, "oversize" if oversize else "")

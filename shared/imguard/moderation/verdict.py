@@ -13,6 +13,9 @@ class Outcome(str, enum.Enum):
     ERROR = "error"  # the check failed; the fail policy decides
     TIMEOUT = "timeout"  # the check did not answer before the deadline
     SKIPPED = "skipped"  # not waited for: another check had already blocked the message
+    # Part of the content was left unjudged by a cap (image count, CI's text limit, ...). The sender
+    # shapes the message, so this is OVERSIZE_ACTION's to decide, never FAIL_MODE's.
+    OVERSIZE = "oversize"
 
 
 @dataclass(frozen=True)
