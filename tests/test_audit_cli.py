@@ -110,3 +110,12 @@ def test_since_with_a_utc_offset_means_that_moment():
 
     assert moment == parse_since("2026-05-01T00:00:00", now=utc_now())  # stored times are naive UTC
     assert moment.tzinfo is None
+
+
+def test_a_decision_past_a_cap_names_the_cap_and_the_oversize_policy():
+    from imguard.audit.report import why
+
+    row = {"degraded": "oversize", "reasons": [{"source": "imguard", "outcome": "oversize",
+                                                "detail": "cap: more than 20 images"}]}
+
+    assert why(row) == "cap: more than 20 images; OVERSIZE_ACTION"

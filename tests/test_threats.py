@@ -443,6 +443,22 @@ def test_fifty_replays_of_a_genuine_callback_cost_one_query_and_one_withdrawal(i
     assert sum(1 for l in log_lines(capsys) if l["event"] == "review.replayed") == 49
 
 
+# -- 10. nothing secret reaches the log -------------------------------------------------------------
+
+
+def test_an_unreachable_ci_does_not_log_the_image_urls_query_string(make_function, capsys):
+    handler = make_function(CI_DOMAIN="127.0.0.1:9", DEADLINE_MS="1500")
+    presigned = "https://img.example.com/a.jpg?q-sign-algorithm=sha1&q-signature=SECRETSIGNATURE"
+    body = dict(text_message("x"), MsgBody=[{"MsgType": "TIMImageElem", "MsgContent": {"ImageInfoArray": [
+        {"Type": 2, "URL": presigned}]}}])
+
+    send_c2c(handler, body)
+
+    out = capsys.readouterr().out
+    assert "callback.moderated" in out and "network:" in out
+    assert "SECRETSIGNATURE" not in out and "img.example.com" not in out
+
+
 # -- defence in depth at start-up ----------------------------------------------------------------
 
 

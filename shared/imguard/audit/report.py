@@ -26,7 +26,8 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 
 def why(row: Dict[str, Any]) -> str:
-    """One line saying why: what matched, where, how sure; and whether the fail policy decided."""
+    """One line saying why: what matched, where, how sure; and whether a policy (the fail policy, or the
+    oversize policy for content past a cap) decided instead of a verdict."""
     parts = []
     for reason in row.get("reasons", []):
         source, outcome = reason.get("source", "?"), reason.get("outcome", "")
@@ -34,6 +35,8 @@ def why(row: Dict[str, Any]) -> str:
             parts.append(f"rule {reason['rule']}")
         elif outcome in ("error", "timeout"):
             parts.append(f"{source} {outcome}")
+        elif outcome == "oversize":
+            parts.append(reason.get("detail") or "oversize")  # names the cap: "cap: more than 20 images"
         elif outcome != "pass" or reason.get("label"):
             label = "/".join(x for x in (reason.get("label"), reason.get("sub_label")) if x) or outcome
             text = f"{source}:{label}"
@@ -44,7 +47,9 @@ def why(row: Dict[str, Any]) -> str:
             if reason.get("keywords"):
                 text += " " + ",".join(json.dumps(k, ensure_ascii=False) for k in reason["keywords"][:3])
             parts.append(text)
-    if row.get("degraded"):
+    if row.get("degraded") == "oversize":
+        parts.append("OVERSIZE_ACTION")
+    elif row.get("degraded"):
         parts.append(f"fail policy ({row['degraded']})")
     if row.get("whitelisted"):
         parts.append("whitelisted")

@@ -244,6 +244,7 @@ def _error_verdict(exc: Exception, check: str, started: float) -> Verdict:
 
 
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]{0,200})</\1>")
+_WITH_URL = re.compile(r"with url: \S+")
 
 
 def _describe(exc: Exception) -> str:
@@ -259,7 +260,9 @@ def _describe(exc: Exception) -> str:
         message = str(exc.get_message() if hasattr(exc, "get_message") else exc)
         if "timed out" in message.lower() or "timeout" in message.lower():
             return "network: timed out"
-        return "network: " + message.split(": ", 1)[-1][:160]
+        # urllib3 quotes the request path, and an image check's path carries the user's image URL,
+        # presigned query string and all.
+        return "network: " + _WITH_URL.sub("with url: …", message.split(": ", 1)[-1])[:160]
     if type(exc).__name__ == "ParseError":
         return "malformed response: not XML"
     return f"{type(exc).__name__}"
