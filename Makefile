@@ -9,7 +9,7 @@ PORT       ?= 9000
 DEMO_PORT  ?= 9077
 SCF_PYTHON ?= 3.9
 
-.PHONY: run test compat bench build layer demo venv clean
+.PHONY: run test compat bench build layer lock demo venv clean
 
 venv: $(STAMP)
 
@@ -34,11 +34,23 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_callback.py
 	$(BIN)/python bench/bench_memory.py
 
+# RULES: the rules file the functions carry (default rules.yaml; RULES=none for none). The build is
+# started on SCF_PYTHON itself (pyenv's) before it is called done.
 build: $(STAMP)
-	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON)
+	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON) $(if $(RULES),--rules $(RULES))
 
 layer: $(STAMP)
-	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON) --layer
+	$(BIN)/python scripts/build_scf.py --python $(SCF_PYTHON) --layer $(if $(RULES),--rules $(RULES))
+
+# One hashed lock per SCF runtime, resolved for its Python (Requires-Python honoured) and platform.
+# Binary wheels only, but for the two dependencies that publish nothing else (built pure by make build).
+lock: $(STAMP)
+	for version in 3.9 3.10; do \
+		$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --custom-compile-command "make lock" \
+			--python-version $$version --python-platform x86_64-manylinux2014 \
+			--only-binary :all: --no-binary crcmod --no-binary tls-sig-api-v2 \
+			-o requirements/scf-py$$(echo $$version | tr -d .).txt || exit 1; \
+	done
 
 # Serve both functions, replay every recorded IM callback at im_callback, stop.
 demo: $(STAMP)

@@ -27,7 +27,8 @@ IM_SECRET_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5
 IM_TOKEN = "test-callback-token-4f1c"
 
 # Every variable imguard reads: cleared before each test so the developer's shell cannot leak in.
-IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"]
+IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN",
+                                       "USER_CODE_ROOT"]
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 

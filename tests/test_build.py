@@ -1,13 +1,15 @@
 """`make build`: each upload folder must run on its own, with nothing but itself on sys.path.
 
-The folders are built for this interpreter (what SCF would run is Linux x86_64 CPython 3.9/3.10,
-checked separately below by the wheel tags) and each index.main_handler is called in a fresh
-interpreter started without site-packages, so a dependency the build forgot cannot be borrowed
-from the test environment.
+Most tests build for this interpreter and call each index.main_handler in a fresh interpreter
+started without site-packages, so a dependency the build forgot cannot be borrowed from the test
+environment. The SCF targets themselves (CPython 3.9 and 3.10, from their hashed locks) are built
+and started on those interpreters (pyenv's here and in CI), answering recorded events.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,16 @@ from tests.conftest import IM_SECRET_KEY, IM_TOKEN, JOB_SIGNING_KEY, ROOT, SDKAP
 from tests.flows import job_for
 
 BUILD = [sys.executable, str(ROOT / "scripts" / "build_scf.py")]
+
+
+def _build_script():
+    spec = importlib.util.spec_from_file_location("build_scf", ROOT / "scripts" / "build_scf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_scf = _build_script()
 
 RUN_IN_FOLDER = """
 import json, sys
@@ -31,7 +43,7 @@ print(json.dumps({"answer": index.main_handler(event, context), "path": sys.path
 @pytest.fixture(scope="module")
 def native_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("build")
-    subprocess.run([*BUILD, "--native", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([*BUILD, "--native", "--rules", "none", "--out", str(out)], check=True, capture_output=True)
     return out
 
 
@@ -102,11 +114,68 @@ def test_built_functions_review_and_withdraw_a_sound_message_end_to_end(native_b
                                   "To_Account": sound["To_Account"], "MsgKey": sound["MsgKey"]}]
 
 
-def test_the_scf_build_carries_only_linux_x86_64_binaries_for_the_target_python(tmp_path):
-    subprocess.run([*BUILD, "--python", "3.9", "--out", str(tmp_path)], check=True, capture_output=True)
+@pytest.mark.parametrize("python", ["3.9", "3.10"])
+def test_the_scf_build_starts_on_its_target_python_with_the_bundled_rules(tmp_path, python):
+    # GIVEN SCF's interpreter (skipped, saying how to get it, where this machine has none)
+    python_bin = build_scf.find_python(python)
+    if python_bin is None:
+        pytest.skip(f"no Python {python} here: `pyenv install {python}` or SCF_PYTHON_BIN=/path/to/python{python}")
 
+    # WHEN `make build` builds for it, from its lock, with the example rules bundled
+    built = subprocess.run([*BUILD, "--python", python, "--rules", "rules.example.yaml", "--out", str(tmp_path)],
+                           capture_output=True, text=True)
+
+    # THEN the build itself started both folders on that interpreter and they answered recorded events
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
+    assert re.search(rf"checked im_callback: \d+ recorded event\(s\) answered on Python {re.escape(python)}\.", built.stdout)
+    assert f"checked audio_result: 1 recorded event(s) answered on Python {python}." in built.stdout
+    # AND every compiled module is for Linux x86_64 and that Python
+    tag = "cpython-" + python.replace(".", "") + "-x86_64-linux-gnu.so"
     binaries = [p.name for p in (tmp_path / "im_callback").rglob("*.so")]
-    assert binaries, "expected compiled dependencies (re2, ahocorasick, greenlet, ...)"
-    wrong = [name for name in binaries if ".cpython-" in name and ".cpython-39-x86_64-linux-gnu.so" not in name]
-    assert wrong == []
-    assert not any(".cpython-311" in name or "darwin" in name for name in binaries)
+    assert binaries and [name for name in binaries if ".cpython-" in name and tag not in name] == []
+    # AND with no RULES_PATH, the function judges by the rules it carries (SCF's USER_CODE_ROOT)
+    folder = tmp_path / "im_callback"
+    assert (folder / "rules.yaml").read_text() == (ROOT / "rules.example.yaml").read_text()
+    body = dict(load_event("im/c2c_before_text"), MsgBody=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": "你个傻逼"}}])
+    [(event, context)] = [pair for pair in build_scf.recorded_events("im_callback")
+                          if json.loads(pair[0]["body"]).get("CallbackCommand") == "C2C.CallbackBeforeSendMsg"][:1]
+    result = build_scf.run_on_target(python_bin, [folder], build_scf.CHECK_ENV["im_callback"],
+                                     [(dict(event, body=json.dumps(body, ensure_ascii=False)), context)])
+    assert json.loads(result["answers"][0]["body"])["ErrorCode"] == 1
+
+
+def test_a_build_without_a_rules_choice_stops_and_says_what_to_do(tmp_path):
+    built = subprocess.run([*BUILD, "--rules", str(tmp_path / "rules.yaml"), "--out", str(tmp_path)],
+                           capture_output=True, text=True)
+
+    assert built.returncode == 1
+    assert "cp rules.example.yaml rules.yaml" in built.stderr and "RULES=none" in built.stderr
+
+
+def test_a_bundled_distribution_the_target_cannot_run_fails_the_build_by_name(tmp_path):
+    for name, version, spec in [("urllib3", "2.8.0", ">=3.10"), ("requests", "2.32.5", ">=3.9")]:
+        info = tmp_path / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                       f"Requires-Python: {spec}\n", encoding="utf-8")
+
+    with pytest.raises(build_scf.BuildError, match=r"urllib3 2\.8\.0 \(Requires-Python >=3\.10\)") as raised:
+        build_scf.check_requires_python(tmp_path, "3.9")
+    assert "requests" not in str(raised.value)
+    build_scf.check_requires_python(tmp_path, "3.10")  # the same folder is fine for 3.10
+
+
+@pytest.mark.parametrize("python", build_scf.TARGETS)
+def test_each_targets_lock_pins_what_pyproject_pins_with_hashes(python):
+    try:
+        import tomllib  # novermin (guarded: tomli below on Python < 3.11)
+    except ImportError:
+        import tomli as tomllib  # type: ignore[no-redef]
+    direct = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+
+    locked = build_scf.locked_requirements(build_scf.lock_file(python))
+
+    for requirement in direct:  # "name[extra]==version"
+        name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", requirement).groups()
+        assert locked[name.lower()].startswith(f"{name.lower()}=={version} "), f"run `make lock`: {name}"
+    assert all("--hash=sha256:" in line for line in locked.values())

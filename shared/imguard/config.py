@@ -59,7 +59,8 @@ VARIABLES: Dict[str, Variable] = {
         Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
         Variable("CI_SCHEME", "https", "http or https for CI requests"),
         Variable("VERDICT_CACHE_S", "300", "keep CI's verdicts on identical texts and image URLs this many seconds (0 turns it off)"),
-        Variable("RULES_PATH", "", "YAML file of local block/replace/allow rules"),
+        Variable("RULES_PATH", "bundled", "YAML file of local block/replace/allow rules; in SCF the rules.yaml `make build` "
+                 "bundled beside index.py, when there is one"),
         Variable("RULES_URL", "", "http(s) URL of the rules (e.g. a COS object), re-read while running"),
         Variable("RULES_REFRESH_S", "60", "re-read RULES_URL at most this often, in seconds"),
         Variable("RESULT_CALLBACK_URL", "", "public URL of audio_result; set it to review audio and video asynchronously"),
@@ -80,6 +81,11 @@ VARIABLES: Dict[str, Variable] = {
 }
 
 
+# What SCF itself sets (scf-serverless.md §A1): the role's credentials and where the code lies.
+_PLATFORM = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN", "USER_CODE_ROOT")
+BUNDLED_RULES = "rules.yaml"
+
+
 class _Env:
     """Reads typed values from an environment mapping, naming the variable on error."""
 
@@ -87,7 +93,7 @@ class _Env:
         self._environ = environ
 
     def opt(self, name: str) -> Optional[str]:
-        assert name in VARIABLES or name.startswith("TENCENTCLOUD_"), f"{name} is not in VARIABLES"
+        assert name in VARIABLES or name in _PLATFORM, f"{name} is not in VARIABLES"
         value = self._environ.get(name, "").strip()
         return value or None
 
@@ -252,7 +258,7 @@ class Settings:
             whitelist_users=frozenset(
                 user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
             ),
-            rules_path=env.opt("RULES_PATH"),
+            rules_path=env.opt("RULES_PATH") or _bundled_rules(env),
             rules_url=env.url("RULES_URL"),
             rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
             verdict_cache_s=env.int("VERDICT_CACHE_S", 300, range(0, 86401)),
@@ -280,6 +286,13 @@ class Settings:
             if not present[name]:
                 raise ConfigError(name, "required by this function")
         return self
+
+
+def _bundled_rules(env: _Env) -> Optional[str]:
+    """The rules `make build` put beside index.py; SCF says where that is in USER_CODE_ROOT."""
+    root = env.opt("USER_CODE_ROOT")
+    path = os.path.join(root, BUNDLED_RULES) if root else None
+    return path if path and os.path.isfile(path) else None
 
 
 def _cos_settings(env: _Env) -> CosSettings:
