@@ -92,7 +92,7 @@ def locked_requirements(lock: Path) -> Dict[str, str]:
     for line in joined.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            pins[re.split(r"[=<>!~\[ ;]", line, 1)[0].lower()] = line
+            pins[re.split(r"[=<>!~\[ ;]", line, maxsplit=1)[0].lower()] = line
     return pins
 
 

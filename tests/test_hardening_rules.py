@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from imguard.rules import source as rules_source
+from imguard.rules import fetch as rules_fetch
 from imguard.rules.normalize import MAX_FOLD_ENTRIES
 from imguard.rules.ruleset import RulesError, loads, parse
 from imguard.rules.source import RulesSource
@@ -104,7 +104,7 @@ def test_cold_start_waits_about_a_second_for_a_trickling_rules_url(capsys):
 
 def test_a_body_slower_than_the_total_bound_is_abandoned_and_never_replaces_good_rules(monkeypatch, capsys):
     # GIVEN a fetch bound of 2 s and a valid rules body that would take ~6 s to arrive
-    monkeypatch.setattr(rules_source, "FETCH_TOTAL_S", 2.0)
+    monkeypatch.setattr(rules_fetch, "FETCH_TOTAL_S", 2.0)
     initial = file_rules()
     with raw_server((GOOD + "#" * 14).encode(), every_s=0.2) as url:
         source = RulesSource(initial, url=url, refresh_s=60)
@@ -143,7 +143,7 @@ def test_a_url_answering_after_the_cold_start_wait_is_swapped_in_when_it_arrives
 @pytest.mark.parametrize("declare_length", [True, False], ids=["declared", "undeclared"])
 def test_an_oversized_body_is_refused_and_the_last_good_version_stays(declare_length, capsys):
     # GIVEN a valid rules body one byte over the cap, with and without a Content-Length
-    body = GOOD.encode() + b"#" * (rules_source.MAX_RULES_BYTES - len(GOOD.encode()) + 1)
+    body = GOOD.encode() + b"#" * (rules_fetch.MAX_RULES_BYTES - len(GOOD.encode()) + 1)
     initial = file_rules()
     with raw_server(body, declare_length=declare_length) as url:
         # WHEN it is fetched
@@ -153,7 +153,7 @@ def test_an_oversized_body_is_refused_and_the_last_good_version_stays(declare_le
     # THEN it is refused, logged, and the good rules stay
     assert source.current() is initial
     failed = [line for line in lines if line["event"] == "rules.fetch_failed"]
-    assert failed and str(rules_source.MAX_RULES_BYTES) in failed[0]["detail"]
+    assert failed and str(rules_fetch.MAX_RULES_BYTES) in failed[0]["detail"]
 
 
 # -- 2. presigned query strings stay out of the logs ------------------------------------------

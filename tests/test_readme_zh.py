@@ -9,8 +9,8 @@ README_ZH = ROOT / "README.zh-CN.md"
 TABLE_HEADER = "| 变量 | 默认值 | 说明 |"
 # A row that names an environment variable: "| `NAME` |" with NAME in capitals, as in config.VARIABLES.
 VARIABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \|")
-# The two defaults that are not literal values are written in Chinese; every other default is as in VARIABLES.
-ZH_DEFAULTS = {"(required)": "（必填）", "SCF role": "SCF 运行角色"}
+# The defaults that are not literal values are written in Chinese; every other default is as in VARIABLES.
+ZH_DEFAULTS = {"(required)": "（必填）", "SCF role": "SCF 运行角色", "bundled": "随包规则"}
 
 
 def _lines() -> List[str]:

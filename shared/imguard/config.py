@@ -16,6 +16,8 @@ GROUP_CUSTOM_CODES = range(10100, 10201)
 FRIEND_DENY_CODES = range(38000, 39001)
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]*-\d+$")
+# A private COS object for the rules, read with the function's own credentials.
+COS_URL = r"cos://([a-z0-9][a-z0-9-]*-\d+)/(\S+)"
 
 
 class ConfigError(ValueError):
@@ -56,12 +58,13 @@ VARIABLES: Dict[str, Variable] = {
         Variable("COS_SECRET_ID", "SCF role", "API key id for CI; defaults to the function role's TENCENTCLOUD_SECRETID"),
         Variable("COS_SECRET_KEY", "SCF role", "API key secret for CI; defaults to the function role's TENCENTCLOUD_SECRETKEY"),
         Variable("CI_BIZTYPE", "", "CI moderation policy (BizType) from the CI console; empty uses the default policy"),
-        Variable("CI_DOMAIN", "", "send CI requests to this host[:port] instead of the bucket's CI domain"),
+        Variable("CI_DOMAIN", "", "send CI (and cos:// RULES_URL) requests to this host[:port] instead of the bucket's domain"),
         Variable("CI_SCHEME", "https", "http or https for CI requests"),
         Variable("VERDICT_CACHE_S", "300", "keep CI's verdicts on identical texts and image URLs this many seconds (0 turns it off)"),
         Variable("RULES_PATH", "bundled", "YAML file of local block/replace/allow rules; in SCF the rules.yaml `make build` "
                  "bundled beside index.py, when there is one"),
-        Variable("RULES_URL", "", "http(s) URL of the rules (e.g. a COS object), re-read while running"),
+        Variable("RULES_URL", "", "where to re-read the rules while running: cos://BucketName-APPID/key (private, "
+                 "read with the function's credentials) or an http(s) URL"),
         Variable("RULES_REFRESH_S", "60", "re-read RULES_URL at most this often, in seconds"),
         Variable("RESULT_CALLBACK_URL", "", "public URL of audio_result; set it to review audio and video asynchronously"),
         Variable("JOB_SIGNING_KEY", "", "secret (16+ characters) signing the job reference sent to CI; both functions need the same"),
@@ -259,7 +262,7 @@ class Settings:
                 user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
             ),
             rules_path=env.opt("RULES_PATH") or _bundled_rules(env),
-            rules_url=env.url("RULES_URL"),
+            rules_url=_rules_url(env),
             rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
             verdict_cache_s=env.int("VERDICT_CACHE_S", 300, range(0, 86401)),
             friend_reject_code=env.int("FRIEND_REJECT_CODE", 38000, FRIEND_DENY_CODES),
@@ -295,24 +298,37 @@ def _bundled_rules(env: _Env) -> Optional[str]:
     return path if path and os.path.isfile(path) else None
 
 
+def _rules_url(env: _Env) -> Optional[str]:
+    value = env.opt("RULES_URL")
+    if value is not None and value.startswith("cos://"):
+        if not re.fullmatch(COS_URL, value):
+            raise ConfigError("RULES_URL", f"expected cos://BucketName-APPID/key such as "
+                              f"cos://imguard-1250000000/rules.yaml, got {value.split('?', 1)[0]!r}")
+        return value
+    return env.url("RULES_URL")
+
+
 def _cos_settings(env: _Env) -> CosSettings:
+    """Where and as whom to reach COS: for CI (COS_BUCKET) and for rules at a cos:// RULES_URL."""
     bucket = env.opt("COS_BUCKET")
-    if bucket is None:
+    rules_on_cos = (env.opt("RULES_URL") or "").startswith("cos://")
+    if bucket is None and not rules_on_cos:
         return CosSettings()
-    if not _BUCKET_RE.match(bucket):
+    needed_by = "COS_BUCKET" if bucket is not None else "a cos:// RULES_URL"
+    if bucket is not None and not _BUCKET_RE.match(bucket):
         raise ConfigError("COS_BUCKET", f"expected BucketName-APPID such as imguard-1250000000, got {bucket!r}")
     domain = env.opt("CI_DOMAIN")
     region = env.opt("COS_REGION")
     if region is None and domain is None:
-        raise ConfigError("COS_REGION", "required with COS_BUCKET (for example ap-guangzhou)")
+        raise ConfigError("COS_REGION", f"required with {needed_by} (for example ap-guangzhou)")
     # Explicit keys win; otherwise the temporary credentials of the SCF execution role.
     secret_id = env.opt("COS_SECRET_ID") or env.opt("TENCENTCLOUD_SECRETID")
     secret_key = env.opt("COS_SECRET_KEY") or env.opt("TENCENTCLOUD_SECRETKEY")
     token = None if env.opt("COS_SECRET_ID") else env.opt("TENCENTCLOUD_SESSIONTOKEN")
     if not secret_id:
-        raise ConfigError("COS_SECRET_ID", "required with COS_BUCKET (or run with an SCF role)")
+        raise ConfigError("COS_SECRET_ID", f"required with {needed_by} (or run with an SCF role)")
     if not secret_key:
-        raise ConfigError("COS_SECRET_KEY", "required with COS_BUCKET (or run with an SCF role)")
+        raise ConfigError("COS_SECRET_KEY", f"required with {needed_by} (or run with an SCF role)")
     return CosSettings(
         bucket=bucket,
         region=region,

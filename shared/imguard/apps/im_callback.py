@@ -108,7 +108,7 @@ def _rules_source(settings: Settings) -> RulesSource:
             raise ConfigError("RULES_PATH", f"cannot read {settings.rules_path}: {exc.strerror}") from None
         except RulesError as exc:
             raise ConfigError("RULES_PATH", f"{settings.rules_path}: {exc}") from None
-    return RulesSource(initial, settings.rules_url, settings.rules_refresh_s)
+    return RulesSource(initial, settings.rules_url, settings.rules_refresh_s, cos=settings.cos)
 
 
 def create_handler(environ: Optional[Mapping[str, str]] = None) -> ImCallbackApp:

@@ -149,7 +149,7 @@ class CiClient:
             else:
                 response = self._client.ci_auditing_audio_submit(**common)
         except Exception as exc:
-            raise CiError(_describe(exc)) from None
+            raise CiError(describe_sdk_error(exc)) from None
         job_id = (response.get("JobsDetail") or {}).get("JobId")
         if not job_id:
             raise CiError("submit answered without a JobId")
@@ -164,7 +164,7 @@ class CiClient:
             else:
                 response = self._client.ci_auditing_audio_query(Bucket=self._bucket, JobID=job_id)
         except Exception as exc:
-            raise CiError(_describe(exc)) from None
+            raise CiError(describe_sdk_error(exc)) from None
         detail = response.get("JobsDetail") if isinstance(response, Mapping) else None
         if not isinstance(detail, Mapping):
             raise CiError("query answered without JobsDetail")
@@ -240,15 +240,15 @@ def _image_verdict(result: Mapping[str, Any], check: str, latency: float) -> Ver
 
 
 def _error_verdict(exc: Exception, check: str, started: float) -> Verdict:
-    return Verdict(Outcome.ERROR, "ci", check, detail=_describe(exc), latency_ms=_ms_since(started))
+    return Verdict(Outcome.ERROR, "ci", check, detail=describe_sdk_error(exc), latency_ms=_ms_since(started))
 
 
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]{0,200})</\1>")
 _WITH_URL = re.compile(r"with url: \S+")
 
 
-def _describe(exc: Exception) -> str:
-    """A short, log-safe description of an SDK failure."""
+def describe_sdk_error(exc: Exception) -> str:
+    """A short, log-safe description of a cos-python-sdk-v5 failure (CI or COS)."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
     if isinstance(exc, CosServiceError):

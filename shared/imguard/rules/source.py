@@ -13,28 +13,17 @@ import threading
 import time
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import Callable, Optional, Tuple
-
-import requests
-import urllib3
+from typing import Any, Callable, Optional
 
 from imguard import logs
+from imguard.config import CosSettings
 from imguard.moderation.runner import background
+from imguard.rules.fetch import FetchError, fetcher_for
 from imguard.rules.ruleset import RuleSet, RulesError, loads, no_rules
 
 # SCF counts the cold start against the first invocation, which IM gives 2 s in all:
 # past this, the function starts with the file rules (or none) and the URL's arrive later.
 COLD_START_WAIT_S = 1.0
-# requests' timeouts count per read, so a server sending a byte every few seconds never trips
-# them; the body must also arrive within this, in total, and be no larger than this.
-FETCH_TOTAL_S = 10.0
-MAX_RULES_BYTES = 4 * 1024 * 1024
-_TIMEOUTS = (2.0, 5.0)  # connect, and each read
-_READ_BYTES = 64 * 1024
-
-
-class FetchError(Exception):
-    """RULES_URL gave nothing usable; the message says why, for the log."""
 
 
 def load_file(path: str) -> RuleSet:
@@ -48,13 +37,14 @@ class RulesSource:
         initial: Optional[RuleSet] = None,
         url: Optional[str] = None,
         refresh_s: float = 60.0,
-        session: Optional[requests.Session] = None,
+        session: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        cos: Optional[CosSettings] = None,
     ):
         self._rules = initial or no_rules()
         self._url = url
         self._refresh_s = refresh_s
-        self._session = session or requests.Session()
+        self._fetcher = fetcher_for(url, cos, session) if url else None
         self._clock = clock
         self._etag: Optional[str] = None
         self._next_check = 0.0
@@ -90,7 +80,7 @@ class RulesSource:
         self._next_check = self._clock() + self._refresh_s
         url = logs.safe_url(self._url)
         try:
-            fetched = self._fetch()
+            fetched = self._fetcher.fetch(self._etag)
         except FetchError as exc:
             logs.emit("rules.fetch_failed", level="error", url=url, detail=str(exc), version=self._rules.version)
             return False
@@ -106,42 +96,3 @@ class RulesSource:
         self._rules, self._etag = rules, etag
         logs.emit("rules.loaded", url=url, version=version, entries=len(rules.entries))
         return True
-
-    def _fetch(self) -> Optional[Tuple[bytes, Optional[str]]]:
-        """The body and ETag of a new version; None when unchanged. Raises FetchError."""
-        # Uncompressed, so MAX_RULES_BYTES counts what is parsed, not what a gzip bomb expands to.
-        headers = {"Accept-Encoding": "identity"}
-        if self._etag:
-            headers["If-None-Match"] = self._etag
-        deadline = time.monotonic() + FETCH_TOTAL_S
-        try:
-            with self._session.get(self._url, headers=headers, timeout=_TIMEOUTS, stream=True) as response:
-                if response.status_code == 304:
-                    return None
-                if response.status_code != 200:
-                    raise FetchError(f"HTTP {response.status_code}")
-                return _read_body(response, deadline), response.headers.get("ETag")
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            # Only the type: the message of a connection error quotes the URL, query string included.
-            raise FetchError(type(exc).__name__) from None
-
-
-def _read_body(response: requests.Response, deadline: float) -> bytes:
-    """The whole body, refused past MAX_RULES_BYTES or past ``deadline`` (time.monotonic()).
-
-    read1 returns whatever one read brings, so the deadline is checked at least once per
-    read timeout however slowly the bytes come; iter_content would wait to fill each chunk.
-    """
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_RULES_BYTES:
-        raise FetchError(f"body of {declared} bytes: at most {MAX_RULES_BYTES} are allowed")
-    body = bytearray()
-    while True:
-        chunk = response.raw.read1(_READ_BYTES)
-        if not chunk:
-            return bytes(body)
-        body += chunk
-        if len(body) > MAX_RULES_BYTES:
-            raise FetchError(f"body over {MAX_RULES_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise FetchError(f"body not complete within {FETCH_TOTAL_S} s")
