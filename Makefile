@@ -25,7 +25,14 @@ run: $(STAMP)
 compat: $(STAMP)
 	$(BIN)/vermin --target=3.9- --violations --eval-annotations --no-tips -q shared functions scripts tests bench
 
-test: $(STAMP) compat
+# The pinned deploy CLI (package.json): tests/test_serverless_cli.py loads functions/ through its own code.
+NPM        := $(shell command -v npm 2>/dev/null)
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
+test: $(STAMP) compat $(if $(NPM),$(NODE_STAMP))
 	$(BIN)/python -m pytest
 
 # Prints the figures README quotes; about two minutes (LOAD_SECONDS=60 of it is the HTTP load run, ~10 s the memory floods).

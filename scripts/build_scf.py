@@ -194,7 +194,8 @@ def build_function(name: str, out: Path, deps: Optional[Path], rules: Optional[P
         shutil.copytree(deps, folder)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "functions" / name / "index.py", folder / "index.py")
-    shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK))
+    # The deploy tooling runs on the operator's machine, never in the function.
+    shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK, "deploy"))
     if rules is not None:
         shutil.copy2(rules, folder / BUNDLED_RULES)
     return folder

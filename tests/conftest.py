@@ -89,6 +89,8 @@ def _session_server():
 
 ci_server = pytest.fixture(scope="session", name="ci_server")(_session_server)
 im_server = pytest.fixture(scope="session", name="im_server")(_session_server)
+cos_server = pytest.fixture(scope="session", name="cos_server")(_session_server)
+scf_server = pytest.fixture(scope="session", name="scf_server")(_session_server)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ documents it, so a wrong key is refused there, not assumed away here.
 from __future__ import annotations
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from imguard.config import ConfigError, Settings
 from imguard.rules.source import RulesSource
@@ -16,14 +15,6 @@ from tests.flows import send_c2c
 
 ROLE = dict(TENCENTCLOUD_SECRETID="AKIDrole", TENCENTCLOUD_SECRETKEY="role-secret", TENCENTCLOUD_SESSIONTOKEN="tok-1")
 RULES = "block: [代开发票]\n"
-
-
-@pytest.fixture(scope="module")
-def cos_server():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlencode
 
+from imguard.deploy import cli as deploy_cli
+
 LOCAL_SDKAPPID = "1400000000"
 # `make run` keeps its audit trail here, and `imguard audit` reads it when AUDIT_DSN is unset.
 LOCAL_AUDIT_DSN = "sqlite:///.imguard/audit.db"
@@ -55,6 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         sub.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
     listing.set_defaults(run=_audit_list)
     stats.set_defaults(run=_audit_stats)
+
+    deploy_cli.add_parser(commands)  # both functions and their Function URLs on SCF (imguard.deploy)
 
     args = parser.parse_args(argv)
     return args.run(args)
