@@ -11,6 +11,7 @@ from typing import List, Optional
 from urllib.parse import urlencode
 
 from imguard.deploy import cli as deploy_cli
+from imguard.envfile import read_env_file
 
 LOCAL_SDKAPPID = "1400000000"
 # `make run` keeps its audit trail here, and `imguard audit` reads it when AUDIT_DSN is unset.
@@ -68,15 +69,7 @@ def load_env_file(path: Path) -> None:
     """Export KEY=VALUE lines; the real environment wins over the file."""
     if not path.is_file():
         return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+    for key, value in read_env_file(path).items():
         os.environ.setdefault(key, value)
 
 

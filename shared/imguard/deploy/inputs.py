@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
 from imguard.config import VARIABLES
+from imguard.envfile import read_env_file
 from imguard.deploy.errors import DeployError
 
 APP = "imguard"
@@ -32,26 +33,6 @@ SECRET_NAMES = tuple(name for names in CREDENTIAL_NAMES for name in names) + (
 )
 
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
-
-
-def read_env_file(path: Path) -> Dict[str, str]:
-    """KEY=VALUE lines, in the syntax ``imguard.cli.load_env_file`` reads for ``make run``
-    (comments, ``export``, one level of quotes), without exporting anything: the deploy
-    credentials have no business in this process's environment or its children's."""
-    values: Dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key = key.strip()
-        if key.startswith("export "):
-            key = key[len("export "):].strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
 
 
 def gather(env_file: Optional[Path], environ: Mapping[str, str]) -> Dict[str, str]:
