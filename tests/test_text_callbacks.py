@@ -390,3 +390,32 @@ def test_a_result_notify_with_a_strange_msg_id_is_still_recorded(make_function, 
     assert answer["ErrorCode"] == 0
     [row] = stored(sqlite_dsn)
     assert row["msg_seq"] is None and row["group_id"] == "@TGS#1"
+
+
+def test_a_groups_custom_fields_and_picture_are_judged_and_remediated(make_function, fake_ci, fake_im, sqlite_dsn,
+                                                                      tmp_path):
+    # GIVEN a documented change of every group field (tests/events/im/real), with a custom field on the block
+    # list and a new group picture CI flags
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("block: [赌博]\n", encoding="utf-8")
+    body = load_event("im/real/group_aftergroupinfochanged_03")
+    body["UserDefinedDataList"][1]["Value"] = "网上赌博群"
+    body["FaceUrl"] = "https://img.example.com/group-face.jpg"
+    fake_ci.flag_image(body["FaceUrl"])
+    fake_im.apply_group_change(body)
+    handler = make_function(AUDIT_DSN=sqlite_dsn, RULES_PATH=str(rules), PROFILE_REMEDIATE="true",
+                            IM_SECRET_KEY=IM_SECRET_KEY, IM_API_BASE=fake_im.base_url)
+
+    # WHEN IM reports the change
+    send(handler, body, GROUP_INFO)
+
+    # THEN the custom field is overwritten with the placeholder and the picture removed, through the REST API
+    [modify] = fake_im.calls_to(fake_im.MODIFY_GROUP)
+    assert modify == {"GroupId": body["GroupId"], "FaceUrl": "",
+                      "AppDefinedData": [{"Key": "UserDefinedKey2", "Value": "***"}]}
+    [read] = fake_im.calls_to(fake_im.GROUP_INFO)
+    assert read["ResponseFilter"] == {"GroupBaseInfoFilter": ["FaceUrl"], "AppDefinedDataFilter_Group": ["UserDefinedKey2"]}
+    [row] = stored(sqlite_dsn)
+    assert row["action"] == "block"
+    assert sorted(r["field"] for r in row["reasons"] if r["outcome"] == "block") == [
+        "AppDefinedData.UserDefinedKey2", "FaceUrl"]

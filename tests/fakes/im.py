@@ -98,8 +98,10 @@ class FakeIM:
     def apply_group_change(self, callback: Dict[str, Any]) -> None:
         """What IM holds once a Group.CallbackAfterGroupInfoChanged change has happened."""
         with self._lock:
-            self.groups[callback["GroupId"]].update(
-                {k: v for k, v in callback.items() if k in ("Name", "Introduction", "Notification", "FaceUrl")})
+            group = self.groups[callback["GroupId"]]
+            group.update({k: v for k, v in callback.items() if k in ("Name", "Introduction", "Notification", "FaceUrl")})
+            group.setdefault("AppDefinedData", {}).update(
+                {item["Key"]: item["Value"] for item in callback.get("UserDefinedDataList", [])})
 
     def calls_to(self, path: str) -> List[Dict[str, Any]]:
         """The bodies of the requests made to ``path``."""
@@ -251,8 +253,12 @@ class FakeIM:
                 if group not in self.groups:
                     infos.append({"GroupId": group, "ErrorCode": 10010, "ErrorInfo": "group not found"})
                     continue
-                infos.append(dict({k: self.groups[group].get(k, "") for k in wanted},
-                                  GroupId=group, ErrorCode=0, ErrorInfo=""))
+                info = dict({k: self.groups[group].get(k, "") for k in wanted}, GroupId=group, ErrorCode=0, ErrorInfo="")
+                keys = (body.get("ResponseFilter") or {}).get("AppDefinedDataFilter_Group") or []
+                custom = self.groups[group].get("AppDefinedData", {})
+                if keys:
+                    info["AppDefinedData"] = [{"Key": k, "Value": custom[k]} for k in keys if k in custom]
+                infos.append(info)
         return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupInfo": infos}
 
     def _portrait_set(self, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -272,8 +278,13 @@ class FakeIM:
                                "ApplyJoinOption", "ShutUpAllMember", "AppDefinedData"}
         if unknown:
             return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": f"unknown fields {sorted(unknown)}"}
+        custom = body.get("AppDefinedData", [])
+        if not isinstance(custom, list) or any(set(item) != {"Key", "Value"} for item in custom):
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": "AppDefinedData is a list of Key/Value"}
         with self._lock:
-            self.groups[body["GroupId"]].update({k: v for k, v in body.items() if k != "GroupId"})
+            group = self.groups[body["GroupId"]]
+            group.update({k: v for k, v in body.items() if k not in ("GroupId", "AppDefinedData")})
+            group.setdefault("AppDefinedData", {}).update({item["Key"]: item["Value"] for item in custom})
         return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 
     @staticmethod

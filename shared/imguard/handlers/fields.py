@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from imguard.audit.record import AuditRecord
 from imguard.handlers.context import Call, Services, overall
 from imguard.im import answers
-from imguard.im.fields import FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
+from imguard.im.fields import IMAGE, FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
 from imguard.im.rest import MIN_ATTEMPT_S, READ, RestResult, group_values, profile_values
 from imguard.moderation.moderator import Judgement
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
@@ -108,7 +108,8 @@ class FieldHandlers:
             if judgement.decision.degraded:
                 continue  # the fail policy's guess, not a verdict: never overwrite a user's data on it
             if judgement.decision.action == BLOCK:
-                fixes[field.name] = self.services.settings.profile_placeholder
+                # A picture has no placeholder text: it is removed.
+                fixes[field.name] = "" if field.kind == IMAGE else self.services.settings.profile_placeholder
             elif judgement.decision.action == REWRITE:
                 fixes[field.name] = judgement.replacements.get((field.name,), self.services.settings.profile_placeholder)
         return fixes

@@ -21,16 +21,24 @@ PROFILE_CUSTOM_PREFIX = "Tag_Profile_Custom_"
 MAX_FRIEND_ITEMS = 1000
 
 
+# Custom group fields (UserDefinedDataList in callbacks, AppDefinedData in the REST API): shown to members.
+APP_DEFINED = "AppDefinedData."
+IMAGE, TEXT = "image", "text"
+
+
 @dataclass(frozen=True)
 class TextField:
-    name: str  # the IM field or profile tag: AddWording, Name, Tag_Profile_IM_Nick, ...
-    text: str
+    name: str  # the IM field or profile tag: AddWording, Name, Tag_Profile_IM_Nick, AppDefinedData.<Key>, ...
+    text: str  # the text, or for an image field its URL
+    kind: str = TEXT  # "image": a URL to judge as a picture (a group's FaceUrl)
 
 
 def content_of(fields: Iterable[TextField]) -> MessageContent:
-    """The fields as moderation sees a message: each text at a path named after its field."""
+    """The fields as moderation sees a message: each text at a path named after its field, each
+    image field's URL among the images."""
     fields = list(fields)
-    return MessageContent(texts=[TextPiece((f.name,), f.text) for f in fields], types=[f.name for f in fields])
+    return MessageContent(texts=[TextPiece((f.name,), f.text) for f in fields if f.kind == TEXT],
+                          images=[f.text for f in fields if f.kind == IMAGE], types=[f.name for f in fields])
 
 
 def _fields(body: Mapping[str, Any], names: Iterable[str]) -> Tuple[TextField, ...]:
@@ -39,6 +47,18 @@ def _fields(body: Mapping[str, Any], names: Iterable[str]) -> Tuple[TextField, .
 
 def _list(value: Any) -> Tuple[Mapping[str, Any], ...]:
     return tuple(item for item in value if isinstance(item, Mapping)) if isinstance(value, list) else ()
+
+
+def _custom_fields(body: Mapping[str, Any]) -> Tuple[TextField, ...]:
+    """Custom group fields' values: UserDefinedDataList (callbacks) or AppDefinedData (where IM sends it)."""
+    items = _list(body.get("UserDefinedDataList")) + _list(body.get("AppDefinedData"))
+    return tuple(TextField(APP_DEFINED + text(item.get("Key")), item["Value"]) for item in items
+                 if isinstance(item.get("Value"), str) and item["Value"].strip())
+
+
+def _image(body: Mapping[str, Any], name: str) -> Tuple[TextField, ...]:
+    url = text(body.get(name))
+    return (TextField(name, url, IMAGE),) if url.startswith(("http://", "https://")) else ()
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,9 @@ class GroupCallback:
     owner: str
     group_id: str  # empty before creation
     group_type: str
-    fields: Tuple[TextField, ...]  # only the ones present (after a change: only the changed ones)
+    # Only the ones present (after a change: only the changed ones): the texts, custom fields' values,
+    # and the group's picture (FaceUrl) as an image.
+    fields: Tuple[TextField, ...]
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "GroupCallback":
@@ -82,7 +104,7 @@ class GroupCallback:
             owner=text(body.get("Owner_Account")),
             group_id=text(body.get("GroupId")),
             group_type=text(body.get("Type")),
-            fields=_fields(body, GROUP_TEXT_FIELDS),
+            fields=_fields(body, GROUP_TEXT_FIELDS) + _custom_fields(body) + _image(body, "FaceUrl"),
         )
 
 

@@ -125,13 +125,19 @@ def _read_video(body, here, out):
 
 
 def _read_file(body, here, out):
+    _add_texts(body, here, ("FileName",), out)  # the receiver sees the name before opening anything
     url = text(body.get("Url"))
     if url:
         out.media.append(Media("file", url, text(body.get("FileName"))))
 
 
+def _read_face(body, here, out):
+    _add_texts(body, here, ("Data",), out)  # free text the app attaches to the face (emoji) index
+
+
 def _read_relay(body, here, out) -> Elements:
-    _add_texts(body, here, ("Title",), out)
+    # CompatibleText is what clients too old for merged-forwards show instead of the relay.
+    _add_texts(body, here, ("Title", "CompatibleText"), out)
     abstracts = body.get("AbstractList")
     if isinstance(abstracts, list):
         for i, line in enumerate(abstracts):
@@ -157,6 +163,7 @@ _READERS: Dict[str, Reader] = {
     "TIMSoundElem": _read_sound,
     "TIMVideoFileElem": _read_video,
     "TIMFileElem": _read_file,
+    "TIMFaceElem": _read_face,
     "TIMRelayElem": _read_relay,
 }
 

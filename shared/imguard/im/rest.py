@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import requests
 
 from imguard.config import Settings
+from imguard.im.fields import APP_DEFINED
 from imguard.logs import clip
 from imguard.im.usersig import UserSigCache
 
@@ -147,7 +148,12 @@ class ImRestClient:
         return self._call("v4/profile/portrait_get", body, _read_outcome, deadline)
 
     def get_group(self, group_id: str, fields: Sequence[str], deadline: float) -> RestResult:
-        body = {"GroupIdList": [group_id], "ResponseFilter": {"GroupBaseInfoFilter": list(fields)}}
+        base = [name for name in fields if not name.startswith(APP_DEFINED)]
+        custom = [name[len(APP_DEFINED):] for name in fields if name.startswith(APP_DEFINED)]
+        wanted: Dict[str, Any] = {"GroupBaseInfoFilter": base}
+        if custom:
+            wanted["AppDefinedDataFilter_Group"] = custom
+        body = {"GroupIdList": [group_id], "ResponseFilter": wanted}
         return self._call("v4/group_open_http_svc/get_group_info", body, _read_outcome, deadline)
 
     def set_profile(self, account: str, items: Mapping[str, str], deadline: float) -> RestResult:
@@ -155,7 +161,12 @@ class ImRestClient:
         return self._call("v4/profile/portrait_set", body, _update_outcome, deadline)
 
     def modify_group(self, group_id: str, fields: Mapping[str, str], deadline: float) -> RestResult:
-        body = {"GroupId": group_id, **fields}
+        body: Dict[str, Any] = {"GroupId": group_id}
+        custom = [{"Key": name[len(APP_DEFINED):], "Value": value} for name, value in fields.items()
+                  if name.startswith(APP_DEFINED)]
+        body.update({name: value for name, value in fields.items() if not name.startswith(APP_DEFINED)})
+        if custom:
+            body["AppDefinedData"] = custom
         return self._call("v4/group_open_http_svc/modify_group_base_info", body, _update_outcome, deadline)
 
     def _call(self, path: str, body: Mapping[str, Any], outcome_of, deadline: float) -> RestResult:
@@ -223,5 +234,9 @@ def group_values(answer: Mapping[str, Any], group_id: str) -> Optional[Dict[str,
     (the top-level ErrorCode means nothing here: each group has its own)."""
     for item in answer.get("GroupInfo") or []:
         if isinstance(item, Mapping) and item.get("GroupId") == group_id and item.get("ErrorCode") == 0:
-            return dict(item)
+            values = dict(item)
+            for custom in item.get("AppDefinedData") or []:
+                if isinstance(custom, Mapping):
+                    values[APP_DEFINED + str(custom.get("Key"))] = custom.get("Value")
+            return values
     return None
