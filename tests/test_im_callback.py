@@ -58,9 +58,11 @@ def test_violating_text_is_rejected_and_the_log_says_why_without_the_text(make_f
         ("im/guide_c2c_image", [], ["https://cos.ap-shanghai.myqcloud.com/6244-shanghai-007-shared-01-1256635546/2690-1400560394/e078-user1/582eef3bb1e6439cd842ae0bd6a16cae-101935?imageMogr2/"]),
         ("im/c2c_before_video", [], ["https://0345-1400187352-1256635546.cos.ap-shanghai.myqcloud.com/abcd/a6c170c9c599280cb06e0523d7a1f37b"]),
         ("im/c2c_before_sound", [], []),
-        ("im/c2c_before_file", [], []),
-        ("im/c2c_before_relay", ["群聊的聊天记录\nA:大家觉得这个怎么样？\nB:我觉得挺好的\n大家觉得这个怎么样？\n我觉得挺好的"], []),
-        ("im/c2c_before_multi", ['see the photo\nTencent Binhai Tower\n{"businessID":"order","note":"call me"}\norder card\next'], [LARGE_IMAGE]),
+        ("im/c2c_before_file", ["report.pdf"], []),
+        ("im/c2c_before_relay", ["群聊的聊天记录\n该SDK版本不支持合并转发消息，请升级到新版本。\nA:大家觉得这个怎么样？\nB:我觉得挺好的\n"
+                                 "大家觉得这个怎么样？\n我觉得挺好的"], []),
+        ("im/c2c_before_multi", ['see the photo\nTencent Binhai Tower\nsmile\n{"businessID":"order","note":"call me"}\norder card\next'],
+         [LARGE_IMAGE]),
     ],
 )
 def test_every_element_type_reaches_ci_as_text_or_image(make_function, fake_ci, event, expected_texts, expected_images):

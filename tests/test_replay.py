@@ -41,7 +41,7 @@ def test_replaying_the_recorded_events_signs_each_request_and_tabulates_the_answ
     assert " allow " in rows["c2c_before_custom.json"]
     assert "skipped: not an IM callback body" in rows["audio_simple_guide.json"]
     assert not any("HTTP 4" in line for line in table)
-    assert len(rows) == len(list((EVENTS / "im").glob("*.json"))) + len(list((EVENTS / "ci").glob("*.json")))
+    assert len(rows) == len(list((EVENTS / "im").rglob("*.json"))) + len(list((EVENTS / "ci").rglob("*.json")))
 
 
 def test_a_missing_server_is_reported_and_fails(tmp_path, base_env, capsys, monkeypatch):
