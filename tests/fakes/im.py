@@ -44,6 +44,10 @@ class FakeIM:
     GROUP_HISTORY = "/v4/group_open_http_svc/group_msg_get_simple"
     PORTRAIT_GET = "/v4/profile/portrait_get"
     GROUP_INFO = "/v4/group_open_http_svc/get_group_info"
+    MEMBER_INFO = "/v4/group_open_http_svc/get_group_member_info"
+    MODIFY_MEMBER = "/v4/group_open_http_svc/modify_group_member_info"
+    TOPIC_GET = "/v4/million_group_open_http_svc/get_topic"
+    TOPIC_MODIFY = "/v4/million_group_open_http_svc/modify_topic"
     ROAM_PAGE = 100  # messages per admin_getroammsg page (IM's real bound is 13 KB of answer)
 
     def __init__(self, server: HTTPServer, sdk_app_id: int, secret_key: str, admin: str = "administrator"):
@@ -58,6 +62,8 @@ class FakeIM:
         self.c2c: Dict[str, Dict[str, Any]] = {}  # MsgKey -> the message as admin_getroammsg shows it
         self.group_msgs: Dict[Tuple[str, str, int], Dict[str, Any]] = {}  # (GroupId, TopicId, MsgSeq) -> message
         self.no_history: set = set()  # groups whose type keeps no history (AVChatRoom)
+        self.name_cards: Dict[str, Dict[str, str]] = defaultdict(dict)  # group -> member -> NameCard
+        self.topics: Dict[Tuple[str, str], Dict[str, Any]] = {}  # (GroupId, TopicId) -> TopicName, Notification, ...
         self.roam_page = self.ROAM_PAGE
         self.usersigs: List[str] = []
         self._scripted: Dict[str, Deque[Dict[str, Any]]] = defaultdict(deque)
@@ -139,6 +145,14 @@ class FakeIM:
             return self._json(self._portrait_get(body))
         if request.path == self.GROUP_INFO:
             return self._json(self._group_info(body))
+        if request.path == self.MEMBER_INFO:
+            return self._json(self._member_info(body))
+        if request.path == self.MODIFY_MEMBER:
+            return self._json(self._modify_member(body))
+        if request.path == self.TOPIC_GET:
+            return self._json(self._get_topic(body))
+        if request.path == self.TOPIC_MODIFY:
+            return self._json(self._modify_topic(body))
         return self._json({"ActionStatus": "FAIL", "ErrorCode": 60003, "ErrorInfo": "unknown command"})
 
     def _check_common(self, query: Dict[str, str]) -> Optional[Tuple[int, str]]:
@@ -286,6 +300,47 @@ class FakeIM:
             group.update({k: v for k, v in body.items() if k not in ("GroupId", "AppDefinedData")})
             group.setdefault("AppDefinedData", {}).update({item["Key"]: item["Value"] for item in custom})
         return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+    # 获取群成员详细资料 / 修改群成员资料 / 获取话题资料 / 修改话题资料 (REST API/群组相关/...)
+
+    def _member_info(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        group = body.get("GroupId")
+        if group not in self.name_cards:
+            return {"ActionStatus": "FAIL", "ErrorCode": 10010, "ErrorInfo": "group not found"}
+        members = [{"Member_Account": m, "NameCard": card} for m, card in self.name_cards[group].items()]
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "MemberNum": len(members), "MemberList": members}
+
+    def _modify_member(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        group, member = body.get("GroupId"), body.get("Member_Account")
+        if member not in self.name_cards.get(group, {}):
+            return {"ActionStatus": "FAIL", "ErrorCode": 10007, "ErrorInfo": "not a member"}
+        with self._lock:
+            if "NameCard" in body:
+                self.name_cards[group][member] = body["NameCard"]
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
+
+    def _get_topic(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        infos = []
+        for topic_id in body.get("TopicIdList") or []:
+            topic = self.topics.get((body.get("GroupId"), topic_id))
+            if topic is None:
+                infos.append({"ErrorCode": 10010, "ErrorInfo": "topic not found"})
+                continue
+            wanted = body.get("ResponseFilter") or list(topic)
+            info = {k: topic.get(k, "") for k in wanted}
+            info.update(TopicId=topic_id, GroupID=body.get("GroupId"))  # sic: GroupID inside TopicInfo
+            infos.append({"ErrorCode": 0, "ErrorInfo": "", "TopicInfo": info})
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "TopicAndSelfInfo": infos}
+
+    def _modify_topic(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        key = (body.get("GroupId"), body.get("TopicId"))
+        unknown = set(body) - {"GroupId", "TopicId", "From_Account", "TopicName", "FaceUrl", "Notification",
+                               "Introduction", "MuteAllMember", "CustomString"}
+        if key not in self.topics or unknown:
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": f"bad topic or fields {sorted(unknown)}"}
+        with self._lock:
+            self.topics[key].update({k: v for k, v in body.items() if k not in ("GroupId", "TopicId", "From_Account")})
+        return {"ActionStatus": "OK", "ErrorInfo": "ok", "ErrorCode": 0}
 
     @staticmethod
     def _json(payload: Dict[str, Any]) -> Response:

@@ -10,7 +10,7 @@ from imguard.config import ConfigError, Settings
 from imguard.handlers.cloud_audit import CloudAuditHandlers
 from imguard.handlers.context import Call, Services
 from imguard.handlers.failsafe import failsafe_answer
-from imguard.handlers.fields import FieldHandlers
+from imguard.handlers.groups import GroupHandlers
 from imguard.handlers.messages import MessageHandlers
 from imguard.http import HttpRequest, NestedTooDeep
 from imguard.http.boundary import serve
@@ -51,16 +51,20 @@ class ImCallbackApp:
             im=ImRestClient.from_settings(settings) if settings.profile_remediate else None,
         )
         messages = MessageHandlers(self.services)
-        fields = FieldHandlers(self.services)
+        groups = GroupHandlers(self.services)
         self._handlers: Mapping[str, Handler] = {
             Command.C2C_BEFORE_SEND: messages.before_send,
             Command.GROUP_BEFORE_SEND: messages.before_send,
             # Group before-send has no MsgSeq, and recall needs one: group media waits for after-send.
             Command.GROUP_AFTER_SEND: messages.group_after_send,
-            Command.FRIEND_ADD: fields.friend_add,
-            Command.CREATE_GROUP: fields.create_group,
-            Command.GROUP_INFO_CHANGED: fields.group_info_changed,
-            Command.PORTRAIT_SET: fields.portrait_set,
+            Command.FRIEND_ADD: groups.friend_add,
+            Command.PORTRAIT_SET: groups.portrait_set,
+            Command.CREATE_GROUP: groups.create_group,
+            Command.CREATE_TOPIC: groups.create_topic,
+            Command.APPLY_JOIN_GROUP: groups.apply_join_group,
+            Command.GROUP_INFO_CHANGED: groups.group_info_changed,
+            Command.MEMBER_FIELD_CHANGED: groups.member_field_changed,
+            Command.TOPIC_INFO_CHANGED: groups.topic_info_changed,
             Command.CLOUD_AUDIT_RESULT: CloudAuditHandlers(self.services).result_notify,
         }
 

@@ -22,7 +22,13 @@ _SCENES = {
     Command.GROUP_INFO_CHANGED: "group_info",
     Command.PORTRAIT_SET: "profile",
     Command.CLOUD_AUDIT_RESULT: "cloud_audit",
+    Command.CREATE_TOPIC: "topic_create",
+    Command.APPLY_JOIN_GROUP: "group_join",
+    Command.MEMBER_FIELD_CHANGED: "group_member",
+    Command.TOPIC_INFO_CHANGED: "topic_info",
 }
+# Requests IM asks about beforehand, refused the way a new group is.
+_GROUP_REQUESTS = (Command.CREATE_GROUP, Command.CREATE_TOPIC, Command.APPLY_JOIN_GROUP)
 
 
 def failsafe_answer(services: Services, call: Call, body: Mapping[str, Any], action: str, degraded: str,
@@ -36,8 +42,8 @@ def failsafe_answer(services: Services, call: Call, body: Mapping[str, Any], act
     elif call.command == Command.FRIEND_ADD:
         requests = FriendAddCallback.from_body(body).requests
         answer = answers.friend_results([(request.to_account, blocked) for request in requests], settings)
-    elif call.command == Command.CREATE_GROUP:
-        answer = answers.deny_group_creation(settings) if blocked else answers.acknowledge()
+    elif call.command in _GROUP_REQUESTS:
+        answer = answers.deny_group_request(settings) if blocked else answers.acknowledge()
     else:
         answer = answers.acknowledge()  # after the fact: there is nothing left to refuse
     record = call.audit(

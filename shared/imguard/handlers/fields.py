@@ -1,10 +1,10 @@
-"""Friend requests, group names and profiles: the user text IM carries outside messages.
+"""Friend requests and profiles, and what every handler of user text outside messages shares.
 
-Friend requests and group creation can be refused before they happen. Profile
-and group-info changes are reported after the fact, so a violation is recorded
-and, with PROFILE_REMEDIATE=true, the field is overwritten through the REST API.
-Neither a friend request nor a new group's name can be rewritten in the answer,
-so there a replace rule's match refuses instead.
+Requests IM asks about beforehand (a friend request; in imguard.handlers.groups a new group, a new
+topic, a request to join) can be refused. Changes reported after the fact (a profile; group info,
+name cards, topics) are recorded and, with PROFILE_REMEDIATE=true, the violating field is overwritten
+through the REST API, once IM's own record shows it still holds the judged text. None of the
+requests can be rewritten in the answer, so there a replace rule's match refuses instead.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from imguard.audit.record import AuditRecord
 from imguard.handlers.context import Call, Services, overall
 from imguard.im import answers
-from imguard.im.fields import IMAGE, FriendAddCallback, GroupCallback, ProfileCallback, TextField, content_of
-from imguard.im.rest import MIN_ATTEMPT_S, READ, RestResult, group_values, profile_values
+from imguard.im.fields import IMAGE, FriendAddCallback, ProfileCallback, TextField, content_of
+from imguard.im.rest import MIN_ATTEMPT_S, READ, RestResult, profile_values
 from imguard.moderation.moderator import Judgement
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
 
@@ -45,48 +45,37 @@ class FieldHandlers:
             results.append((request.to_account, denied))
             records.append(self._audit(call, "friend", BLOCK if denied else ALLOW,
                                        [(request.fields, judgement)], callback.sender, receiver=request.to_account,
-                                       details=dict(requester=_other(callback.requester, callback.sender),
+                                       details=dict(requester=other(callback.requester, callback.sender),
                                                     result_code=self.services.settings.friend_reject_code if denied else 0)))
         self.services.trail.record(*records, deadline=call.deadline)
         return answers.friend_results(results, self.services.settings)
-
-    def create_group(self, call: Call, body: Mapping[str, Any]) -> Answer:
-        group = GroupCallback.from_body(body)
-        judgements = self._judge(call, group.operator, [(f,) for f in group.fields])
-        denied = overall(judgements).action != ALLOW
-        answer = answers.deny_group_creation(self.services.settings) if denied else answers.acknowledge()
-        record = self._audit(call, "group_create", BLOCK if denied else ALLOW,
-                             [((f,), j) for f, j in zip(group.fields, judgements)], group.operator,
-                             details=dict(owner=_other(group.owner, group.operator), group_type=group.group_type,
-                                          error_code=answer["ErrorCode"]))
-        self.services.trail.record(record, deadline=call.deadline)
-        return answer
-
-    def group_info_changed(self, call: Call, body: Mapping[str, Any]) -> Answer:
-        group = GroupCallback.from_body(body)
-        im = self.services.im
-        return self._after_change(
-            call, "group_info", group.operator, group.operator, group.fields,
-            lambda names, deadline: _values(im.get_group(group.group_id, names, deadline), group_values, group.group_id),
-            lambda fixes, deadline: im.modify_group(group.group_id, fixes, deadline),
-            group_id=group.group_id,
-        )
 
     def portrait_set(self, call: Call, body: Mapping[str, Any]) -> Answer:
         profile = ProfileCallback.from_body(body)
         im = self.services.im
         return self._after_change(
             call, "profile", profile.account, profile.operator, profile.fields,
-            lambda tags, deadline: _values(im.get_profile(profile.account, tags, deadline), profile_values,
+            lambda tags, deadline: values(im.get_profile(profile.account, tags, deadline), profile_values,
                                            profile.account),
             lambda fixes, deadline: im.set_profile(profile.account, fixes, deadline),
-            details=dict(operator=_other(profile.operator, profile.account)),
+            details=dict(operator=other(profile.operator, profile.account)),
         )
 
+    def _before(self, call: Call, scene: str, actor: str, fields: Sequence[TextField], **details: Any) -> Answer:
+        """A request IM asks about beforehand: refused (1 or the custom group code) when any field violates."""
+        judgements = self._judge(call, actor, [(f,) for f in fields])
+        denied = overall(judgements).action != ALLOW
+        answer = answers.deny_group_request(self.services.settings) if denied else answers.acknowledge()
+        record = self._audit(call, scene, BLOCK if denied else ALLOW, [((f,), j) for f, j in zip(fields, judgements)],
+                             actor, details=dict(details, error_code=answer["ErrorCode"]))
+        self.services.trail.record(record, deadline=call.deadline)
+        return answer
+
     def _after_change(self, call: Call, scene: str, actor: str, operator: str, fields: Sequence[TextField],
-                      read_back: ReadBack, overwrite: Overwrite, **audit: Any) -> Answer:
+                      read_back: Optional[ReadBack], overwrite: Optional[Overwrite], **audit: Any) -> Answer:
         """A change IM reports after the fact cannot be refused: judge each field, overwrite
-        the violating ones (PROFILE_REMEDIATE) if IM still holds what was judged, record, acknowledge."""
+        the violating ones (PROFILE_REMEDIATE) if IM still holds what was judged, record, acknowledge.
+        Without ``read_back`` and ``overwrite`` the change cannot be addressed and is only recorded."""
         judgements = self._judge(call, actor, [(f,) for f in fields])
         fixes = self._fixes(fields, judgements)
         if operator == self.services.settings.im_api.admin:
@@ -114,12 +103,14 @@ class FieldHandlers:
                 fixes[field.name] = judgement.replacements.get((field.name,), self.services.settings.profile_placeholder)
         return fixes
 
-    def _remediate(self, call: Call, fixes: Fixes, judged: Dict[str, str], read_back: ReadBack,
-                   overwrite: Overwrite) -> Optional[Dict[str, Any]]:
+    def _remediate(self, call: Call, fixes: Fixes, judged: Dict[str, str], read_back: Optional[ReadBack],
+                   overwrite: Optional[Overwrite]) -> Optional[Dict[str, Any]]:
         if not fixes:
             return None
         if self.services.im is None:
             return {"status": "off", "fields": sorted(fixes)}
+        if read_back is None or overwrite is None:
+            return {"status": "unaddressable", "fields": sorted(fixes), "detail": "IM's callback does not say which one"}
         # Done before answering: once the answer is out, SCF may freeze the instance mid-call.
         deadline = min(time.monotonic() + REMEDIATE_BUDGET_S, call.time_limit - 2 * MIN_ATTEMPT_S)
         # The callback's body is not covered by IM's Sign: only what IM itself holds now may be
@@ -161,11 +152,12 @@ class FieldHandlers:
         )
 
 
-def _values(result: RestResult, parse: Callable[[Mapping[str, Any], str], Optional[Dict[str, Any]]],
-            key: str) -> Optional[Dict[str, Any]]:
+def values(result: RestResult, parse: Callable[[Mapping[str, Any], str], Optional[Dict[str, Any]]],
+           key: str) -> Optional[Dict[str, Any]]:
+    """What IM holds now, from a read-back answer; None when it could not say."""
     return parse(result.answer, key) if result.status == READ else None
 
 
-def _other(who: str, actor: str) -> Optional[str]:
+def other(who: str, actor: str) -> Optional[str]:
     """Worth recording only when someone else (an admin, over REST) acted for the user."""
     return who if who and who != actor else None

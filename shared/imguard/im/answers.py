@@ -35,8 +35,9 @@ def reject(scene: str, settings: Settings) -> Dict[str, Any]:
     return _refusal(custom if custom is not None else REJECT_CODE, settings)
 
 
-def deny_group_creation(settings: Settings) -> Dict[str, Any]:
-    """Creating a group has no silent drop: 1 (the caller sees 10016) or the custom group code."""
+def deny_group_request(settings: Settings) -> Dict[str, Any]:
+    """Creating a group or a topic, or asking to join one, has no silent drop: 1 (the caller sees 10016)
+    or the custom group code."""
     custom = settings.group_reject_error_code
     return _refusal(custom if custom is not None else REJECT_CODE, settings)
 

@@ -19,6 +19,10 @@ class Command:
     GROUP_INFO_CHANGED = "Group.CallbackAfterGroupInfoChanged"
     PORTRAIT_SET = "Profile.CallbackPortraitSet"
     CLOUD_AUDIT_RESULT = "ContentCallback.ResultNotify"  # the body has no CallbackCommand: the query names it
+    APPLY_JOIN_GROUP = "Group.CallbackBeforeApplyJoinGroup"
+    MEMBER_FIELD_CHANGED = "Group.CallbackAfterMemberFieldChanged"
+    CREATE_TOPIC = "Group.CallbackBeforeCreateTopic"
+    TOPIC_INFO_CHANGED = "Group.CallbackAfterTopicInfoChanged"
 
 
 def text(value: Any) -> str:

@@ -126,3 +126,52 @@ class ProfileCallback:
                 fields.append(TextField(tag, value))
         return cls(operator=text(body.get("Operator_Account")), account=text(body.get("From_Account")),
                    fields=tuple(fields))
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """``Group.CallbackBeforeApplyJoinGroup``: answered 0 or refused; ``ApplyMsg`` only on newer pages."""
+
+    requester: str
+    group_id: str
+    group_type: str
+    fields: Tuple[TextField, ...]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "JoinRequest":
+        return cls(requester=text(body.get("Requestor_Account")), group_id=text(body.get("GroupId")),
+                   group_type=text(body.get("Type")), fields=_fields(body, ("ApplyMsg",)))
+
+
+@dataclass(frozen=True)
+class MemberFieldCallback:
+    """``Group.CallbackAfterMemberFieldChanged``: a member's name card (群名片) after it changed."""
+
+    operator: str
+    member: str
+    group_id: str
+    fields: Tuple[TextField, ...]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "MemberFieldCallback":
+        # cloud.tencent.com documents Modified_Account, tencentcloud.com Member_Account: read either.
+        member = text(body.get("Member_Account")) or text(body.get("Modified_Account"))
+        return cls(operator=text(body.get("Operator_Account")), member=member, group_id=text(body.get("GroupId")),
+                   fields=_fields(body, ("NameCard",)))
+
+
+@dataclass(frozen=True)
+class TopicCallback:
+    """``Group.CallbackBeforeCreateTopic`` and ``Group.CallbackAfterTopicInfoChanged`` (Communities).
+    The documented after-change body names no TopicId; one is read when IM sends it."""
+
+    operator: str
+    group_id: str
+    topic_id: str
+    fields: Tuple[TextField, ...]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> "TopicCallback":
+        return cls(operator=text(body.get("Operator_Account")), group_id=text(body.get("GroupId")),
+                   topic_id=text(body.get("TopicId")),
+                   fields=_fields(body, GROUP_TEXT_FIELDS) + _custom_fields(body) + _image(body, "FaceUrl"))

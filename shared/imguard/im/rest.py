@@ -22,6 +22,10 @@ ALREADY_WITHDRAWN = "already_withdrawn"
 NOT_FOUND = "not_found"
 FAILED = "failed"
 
+# Topic callbacks say Name where the topic REST APIs say TopicName.
+_TOPIC_NAMES = {"Name": "TopicName"}
+_CALLBACK_NAMES = {v: k for k, v in _TOPIC_NAMES.items()}
+
 # Codes worth another try after a pause: internal errors and rate limits.
 TRANSIENT_CODES = frozenset({91000, 10002, 60007, 60011, 60018, 60019})
 USERSIG_CODES = range(70001, 70017)
@@ -143,6 +147,24 @@ class ImRestClient:
             body["TopicId"] = topic_id
         return self._call("v4/group_open_http_svc/group_msg_get_simple", body, _read_outcome, deadline)
 
+    def get_member_card(self, group_id: str, deadline: float) -> RestResult:
+        """Every member's name card (get_group_member_info pages only Communities; others answer whole)."""
+        body = {"GroupId": group_id, "MemberInfoFilter": ["NameCard"]}
+        return self._call("v4/group_open_http_svc/get_group_member_info", body, _read_outcome, deadline)
+
+    def modify_member_card(self, group_id: str, member: str, fields: Mapping[str, str], deadline: float) -> RestResult:
+        body = {"GroupId": group_id, "Member_Account": member, **fields}
+        return self._call("v4/group_open_http_svc/modify_group_member_info", body, _update_outcome, deadline)
+
+    def get_topic(self, group_id: str, topic_id: str, fields: Sequence[str], deadline: float) -> RestResult:
+        body = {"GroupId": group_id, "From_Account": self._identifier, "TopicIdList": [topic_id],
+                "ResponseFilter": [_TOPIC_NAMES.get(name, name) for name in fields]}
+        return self._call("v4/million_group_open_http_svc/get_topic", body, _read_outcome, deadline)
+
+    def modify_topic(self, group_id: str, topic_id: str, fields: Mapping[str, str], deadline: float) -> RestResult:
+        body = {"GroupId": group_id, "TopicId": topic_id, **{_TOPIC_NAMES.get(k, k): v for k, v in fields.items()}}
+        return self._call("v4/million_group_open_http_svc/modify_topic", body, _update_outcome, deadline)
+
     def get_profile(self, account: str, tags: Sequence[str], deadline: float) -> RestResult:
         body = {"To_Account": [account], "TagList": list(tags)}
         return self._call("v4/profile/portrait_get", body, _read_outcome, deadline)
@@ -226,6 +248,23 @@ def profile_values(answer: Mapping[str, Any], account: str) -> Optional[Dict[str
     for item in answer.get("UserProfileItem") or []:
         if isinstance(item, Mapping) and item.get("To_Account") == account and item.get("ResultCode") == 0:
             return {p.get("Tag"): p.get("Value") for p in item.get("ProfileItem") or [] if isinstance(p, Mapping)}
+    return None
+
+
+def member_card_values(answer: Mapping[str, Any], member: str) -> Optional[Dict[str, Any]]:
+    """The member's fields in a get_group_member_info answer; None when IM did not list the member."""
+    for item in answer.get("MemberList") or []:
+        if isinstance(item, Mapping) and item.get("Member_Account") == member:
+            return dict(item)
+    return None
+
+
+def topic_values(answer: Mapping[str, Any], topic_id: str) -> Optional[Dict[str, Any]]:
+    """The topic's fields (named as the callbacks name them) in a get_topic answer; None when missing."""
+    for item in answer.get("TopicAndSelfInfo") or []:
+        info = item.get("TopicInfo") if isinstance(item, Mapping) and item.get("ErrorCode") == 0 else None
+        if isinstance(info, Mapping) and info.get("TopicId") == topic_id:
+            return {_CALLBACK_NAMES.get(k, k): v for k, v in info.items()}
     return None
 
 
