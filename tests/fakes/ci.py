@@ -3,6 +3,9 @@
 The real cos-python-sdk-v5 client reaches it through CI_DOMAIN / CI_SCHEME
 (cos-ci-moderation.md §3); shapes follow §8 of the same file. Tests say what
 CI should conclude about a word or a URL, and read back what CI was asked.
+
+Its own answers come in one tidy shape. Real CI's do not: ``serve`` makes it answer
+with a recorded one from tests/events/ci/ (see the README there), byte for byte.
 """
 from __future__ import annotations
 
@@ -13,11 +16,33 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
 from xml.sax.saxutils import escape
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+
+CI_EVENTS = Path(__file__).resolve().parent.parent / "events" / "ci"
+
+
+def recorded(name: str) -> bytes:
+    """A recorded CI answer or callback from tests/events/ci/, as bytes (``recorded("image_doc_full.xml")``)."""
+    return (CI_EVENTS / name).read_bytes()
+
+
+def with_job_ids(answer: bytes, job_id: str, data_id: str) -> bytes:
+    """A recorded job answer with only its JobId and DataId made those of a job the test submitted (the
+    documents' samples name none of ours, and audio_result refuses a DataId it did not sign); every
+    other byte stays as recorded. A DataId element is added after <JobsDetail> when the sample has none."""
+    text = answer.decode("utf-8")
+    text, n = re.subn(r"<JobId>[^<]*</JobId>", f"<JobId>{escape(job_id)}</JobId>", text, count=1)
+    assert n == 1, "the recorded answer has no JobId element"
+    text, n = re.subn(r"<DataId>[^<]*</DataId>|<DataId/>", f"<DataId>{escape(data_id)}</DataId>", text, count=1)
+    if n == 0:
+        text = text.replace("<JobsDetail>", f"<JobsDetail><DataId>{escape(data_id)}</DataId>", 1)
+    return text.encode("utf-8")
 
 
 @dataclass
@@ -87,6 +112,7 @@ class FakeCI:
         self.jobs: Dict[str, Dict[str, Any]] = {}  # JobId -> what a query answers
         self.media: Dict[str, Finding] = {}  # audio/video URL -> the review's final verdict
         self.failure: Optional[Failure] = None
+        self.verbatim: Dict[str, Tuple[int, bytes]] = {}  # kind -> (status, body) served as recorded
         self.text_delay_s = 0.0
         self.audio_delay_s = 0.0  # how long accepting an audio/video job takes
         self._ids = itertools.count(1)
@@ -114,6 +140,11 @@ class FakeCI:
     def fail(self, status: int = 500, body: Optional[str] = None, delay_s: float = 0.0, trickle_s: float = 0.0) -> None:
         self.failure = Failure(status, body if body is not None else Failure.body, delay_s, trickle_s)
 
+    def serve(self, kind: str, body: Union[str, bytes], status: int = 200) -> None:
+        """Answer every request of ``kind`` (text, image, audio, video, audio_query, video_query) with
+        ``body``, byte for byte: a recorded answer (``recorded(...)``) exactly as CI's documents give it."""
+        self.verbatim[kind] = (status, body.encode("utf-8") if isinstance(body, str) else body)
+
     def calls_of(self, kind: str) -> List[Call]:
         return [c for c in self.calls if c.kind == kind]
 
@@ -128,6 +159,9 @@ class FakeCI:
                 return Response(_trickled(failure.body, failure.trickle_s), status=failure.status,
                                 content_type="application/xml", direct_passthrough=True)
             return Response(failure.body, status=failure.status, content_type="application/xml")
+        if call.kind in self.verbatim:
+            status, body = self.verbatim[call.kind]
+            return Response(body, status=status, content_type="application/xml")
         answer = getattr(self, f"_answer_{call.kind}", None)
         if answer is None:
             return Response(_xml("Error", {"Code": "NoSuchRoute", "Message": call.path}), status=404)

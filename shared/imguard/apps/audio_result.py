@@ -57,6 +57,12 @@ class AudioResultApp:
         started = time.monotonic()
         deadline = started + max(1.0, request.time_limit_s(DEFAULT_TIME_LIMIT_S) - SAFETY_MARGIN_S)
         callback = CiCallback.from_body(request.json_object())
+        if callback.test:
+            # CI's console testing the callback URL: it wants a 2xx. There is no job in it to verify or act on,
+            # so nothing else happens (no CI query, no IM call, no audit record), and no job is marked settled.
+            logs.emit("review.test_callback", request_id=request.request_id, version=callback.version,
+                      kind=callback.kind or None)
+            return 200, {"status": "test", "message": "CI test callback received; nothing to do"}
         job_id, data_id = callback.job.job_id, callback.job.data_id
         log = dict(request_id=request.request_id, version=callback.version, kind=callback.kind,
                    job_id=job_id if valid_job_id(job_id) else None)
@@ -87,6 +93,8 @@ class AudioResultApp:
     def _handle(self, request: HttpRequest, callback: CiCallback, ref: JobRef, log: Mapping[str, Any],
                 started: float, deadline: float) -> Answer:
         job = self._authoritative(callback, ref, log)
+        if job.failed or (job.finished and job.outcome is None):
+            return self._review_failed(request, callback, ref, job, started)
         outcome = job.outcome
         if outcome is None:
             # CI's retries (every 30 min for a day) bring the final result later.
@@ -96,7 +104,7 @@ class AudioResultApp:
             outcome is Outcome.SUSPICIOUS and self.settings.suspicious_action == "block"
         )
         reason = {"source": "ci", "check": ref.kind, "outcome": outcome.value, "label": job.label or None,
-                  "score": job.score}
+                  "sub_label": job.sub_label or None, "score": job.score, "keywords": list(job.keywords) or None}
         record = _Recorder(self.trail, request, ref, reason, started,
                            dict(version=callback.version, job_id=job.job_id, result=job.result))
         if not should_withdraw:
@@ -119,6 +127,23 @@ class AudioResultApp:
                    attempts=result.attempts, detail=result.detail)
             raise WithdrawFailed("IM did not withdraw the message", im_error_code=result.error_code)
         return record("review.withdrawn", result.status, im_error_code=result.error_code, attempts=result.attempts)
+
+    def _review_failed(self, request: HttpRequest, callback: CiCallback, ref: JobRef, job: JobResult,
+                       started: float) -> Answer:
+        """CI gave up on the job (State Failed), or finished it without a verdict anyone can read.
+
+        Terminal: asking again brings the same answer, so CI gets 200 and stops calling (a 503 here would be
+        retried every 30 minutes for a day, to no end), the job is settled (a second delivery is answered
+        from memory), and the audit trail says ``review_failed``. FAIL_MODE does not decide this: it
+        chooses for a message still waiting to be delivered, while this one was delivered long ago, and
+        withdrawing it is destructive on a verdict nobody has. So a failed review never withdraws, whether
+        FAIL_MODE is open or closed; the record is there for a human to look at.
+        """
+        reason = {"source": "ci", "check": ref.kind, "outcome": Outcome.ERROR.value,
+                  "detail": job.detail or f"CI job {job.state or 'without a state'}"}
+        record = _Recorder(self.trail, request, ref, reason, started,
+                           dict(version=callback.version, job_id=job.job_id, state=job.state))
+        return record("review.failed", "review_failed", level="warning")  # the record is the log line too
 
     def _authoritative(self, callback: CiCallback, ref: JobRef, log: Mapping[str, Any]) -> JobResult:
         """The verdict to act on: CI's answer to a signed query, not the posted body."""

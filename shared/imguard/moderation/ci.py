@@ -1,34 +1,27 @@
 """Tencent COS content moderation (数据万象 CI) through the official cos-python-sdk-v5.
 
 The SDK's habits (cos-ci-moderation.md §9) are absorbed here and nowhere else:
-text goes in as bytes, every value comes back as a string, a singleton may or
-may not be a list, and CI's XML error bodies defeat the SDK's error parser.
+text goes in as bytes, CI's XML error bodies defeat the SDK's error parser, and
+its post-processing of answers crashes on answers CI documents. The SDK signs and
+sends every request; the answers that carry verdicts are read by ci_xml.py.
 """
 from __future__ import annotations
 
+import base64
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from imguard.config import CosSettings
+from imguard.moderation.ci_xml import CiAnswerError, Reading, as_int, as_list, parse_answer, read_result, text_of
 from imguard.moderation.verdict import CI_RESULTS, Outcome, Verdict
+
+__all__ = ["TEXT_LIMIT", "CiClient", "CiError", "JobResult", "as_int", "as_list", "describe_sdk_error",
+           "text_chunks", "valid_job_id"]
 
 # CI rejects Content longer than 10,000 characters (cos-ci-moderation.md §6).
 TEXT_LIMIT = 10_000
-
-
-def as_list(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def as_int(value: Any) -> Optional[int]:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
 
 
 # Every JobId CI documents is two letters and 32 hex digits (sa…, av…, si…, st…). Anything else is
@@ -51,27 +44,41 @@ class JobResult:
     job_id: str
     data_id: str
     state: str  # Submitted, Auditing, Snapshoting, Success, Failed
-    result: Optional[int]
+    result: Optional[int]  # CI's Result, or the one its scenes and sections imply (ci_xml.read_result)
     label: str = ""
     score: Optional[int] = None
+    sub_label: str = ""
+    keywords: Tuple[str, ...] = ()
+    detail: str = ""  # why there is no verdict: a Failed job's Code and Message, an answer without one
 
     @property
     def finished(self) -> bool:
         return self.state == "Success"
 
     @property
+    def failed(self) -> bool:
+        """CI gave up on the job: no verdict will ever come, however often it is asked."""
+        return self.state == "Failed"
+
+    @property
     def outcome(self) -> Optional[Outcome]:
         return CI_RESULTS.get(self.result) if self.finished and self.result is not None else None
 
     @classmethod
-    def from_detail(cls, detail: Mapping[str, Any]) -> "JobResult":
+    def from_detail(cls, detail: Mapping[str, Any], kind: str = "audio") -> "JobResult":
+        """A JobsDetail: from a query's XML (through ci_xml.parse_answer) or a Detail callback's JSON."""
+        # An audio scene's Label is the keyword it hit (audio docs); a video snapshot's is a composite tag.
+        reading = read_result(detail, label_is_keyword=kind == "audio")
         return cls(
-            job_id=str(detail.get("JobId") or ""),
-            data_id=str(detail.get("DataId") or ""),
-            state=str(detail.get("State") or ""),
-            result=as_int(detail.get("Result")),
-            label=str(detail.get("Label") or ""),
-            score=as_int(detail.get("Score")),
+            job_id=text_of(detail.get("JobId")),
+            data_id=text_of(detail.get("DataId")),
+            state=text_of(detail.get("State")),
+            result=reading.result,
+            label=reading.label,
+            score=reading.score,
+            sub_label=reading.sub_label,
+            keywords=reading.keywords,
+            detail=reading.problem,
         )
 
 
@@ -86,6 +93,7 @@ class CiClient:
         # Imported here so that a function without CI configured never pays for the SDK.
         import requests
         from qcloud_cos import CosConfig, CosS3Client
+        from qcloud_cos.cos_comm import format_endpoint
 
         options = dict(
             SecretId=cos.secret_id,
@@ -103,31 +111,69 @@ class CiClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         # retry=0: the SDK sleeps 1 s, 2 s, ... between retries, and IM waits only 2 s.
-        self._client = CosS3Client(CosConfig(**options), retry=0, session=session)
+        self._conf = CosConfig(**options)
+        self._client = CosS3Client(self._conf, retry=0, session=session)
         self._bucket = cos.bucket
         self._biz_type = cos.biz_type
+        # The CI host, computed as CosConfig computes it (format_endpoint(EndpointCi, Region, 'ci.', True,
+        # False)); with CI_DOMAIN set, conf.uri() uses the domain instead, as it does for the SDK's methods.
+        self._ci_endpoint = format_endpoint(None, cos.region, "ci.", True, False) if cos.region else None
 
     # -- synchronous checks -------------------------------------------------
 
     def check_text(self, text: str, check: str = "text") -> Verdict:
         started = time.monotonic()
         try:
-            response = self._client.ci_auditing_text_submit(
-                Bucket=self._bucket, Content=text.encode("utf-8", "replace"), BizType=self._biz_type
-            )
-            return _text_verdict(response.get("JobsDetail") or {}, check, _ms_since(started))
+            # The request ci_auditing_text_submit(Content=..., BizType=...) sends, byte for byte.
+            conf: Dict[str, Any] = {"BizType": self._biz_type} if self._biz_type else {}
+            content = base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
+            answer = self._request("POST", "text/auditing", ci=True, body={"Input": {"Content": content}, "Conf": conf})
+            detail = answer.get("JobsDetail")
+            if not isinstance(detail, Mapping):
+                return _error(check, "answer without JobsDetail", started)
+            return _verdict(read_result(detail), check, started)
         except Exception as exc:
             return _error_verdict(exc, check, started)
 
     def check_image(self, url: str, check: str = "image") -> Verdict:
         started = time.monotonic()
         try:
-            response = self._client.get_object_sensitive_content_recognition(
-                Bucket=self._bucket, DetectUrl=url, BizType=self._biz_type
-            )
-            return _image_verdict(response or {}, check, _ms_since(started))
+            # The request get_object_sensitive_content_recognition(DetectUrl=..., BizType=...) sends: a GET on
+            # the COS host, the object key "/" (none), the options in the query string.
+            params = {"ci-process": "sensitive-content-recognition", "detect-url": url}
+            if self._biz_type:
+                params["biz-type"] = self._biz_type
+            answer = self._request("GET", None, ci=False, params=params)
+            # A job query's shape (<Response><JobsDetail>) carries the same fields one level down.
+            detail = answer.get("JobsDetail")
+            return _verdict(read_result(detail if isinstance(detail, Mapping) else answer), check, started)
         except Exception as exc:
             return _error_verdict(exc, check, started)
+
+    def _request(self, method: str, path: Optional[str], ci: bool, params: Optional[Dict[str, Any]] = None,
+                 body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Send a request as the SDK's own methods do, and read CI's XML answer ourselves (ci_xml.py says why).
+
+        Everything but the reading is the SDK's: ``CosConfig.uri`` for the URL, ``CosS3Auth`` for the
+        signature, ``format_values``/``format_xml`` for the parameters and the body, and
+        ``CosS3Client.send_request`` for the session, the timeout, the security token header and the
+        ``CosServiceError``/``CosClientError`` raised on failure. Only the SDK's ``xml_to_dict`` and the
+        ``format_dict`` calls after it, which crash on documented answers, are left out.
+        """
+        from qcloud_cos.cos_auth import CosS3Auth
+        from qcloud_cos.cos_comm import format_values, format_xml
+
+        query = format_values(dict(params or {}))
+        headers: Dict[str, Any] = {}
+        extra: Dict[str, Any] = {}
+        if body is not None:
+            headers["Content-Type"] = "application/xml"
+            extra["data"] = format_xml(data=body, root="Request")
+        url = self._conf.uri(bucket=self._bucket, path=path, endpoint=self._ci_endpoint if ci else None)
+        response = self._client.send_request(method=method, url=url, bucket=self._bucket,
+                                             auth=CosS3Auth(self._conf, path, params=query), params=query,
+                                             headers=headers, ci_request=ci, **extra)
+        return parse_answer(response.content)[1]  # the children of the root (RecognitionResult, Response)
 
     # -- asynchronous audio / video review -----------------------------------
 
@@ -159,88 +205,33 @@ class CiClient:
         if not valid_job_id(job_id):
             raise CiError("not a CI JobId")
         try:
-            if kind == "video":
-                response = self._client.ci_auditing_video_query(Bucket=self._bucket, JobID=job_id)
-            else:
-                response = self._client.ci_auditing_audio_query(Bucket=self._bucket, JobID=job_id)
+            # The request ci_auditing_{audio,video}_query sends; the answer read by ci_xml.
+            answer = self._request("GET", f"{'video' if kind == 'video' else 'audio'}/auditing/{job_id}", ci=True)
         except Exception as exc:
             raise CiError(describe_sdk_error(exc)) from None
-        detail = response.get("JobsDetail") if isinstance(response, Mapping) else None
+        detail = answer.get("JobsDetail")
         if not isinstance(detail, Mapping):
             raise CiError("query answered without JobsDetail")
-        return JobResult.from_detail(detail)
+        return JobResult.from_detail(detail, kind)
 
 
 def _ms_since(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
 
 
-def _scene_infos(node: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    """The per-scene blocks (PornInfo, AdsInfo, ...) of a result node."""
-    for key, value in node.items():
-        if key.endswith("Info"):
-            for info in as_list(value):
-                if isinstance(info, Mapping):
-                    yield info
+def _verdict(reading: Reading, check: str, started: float) -> Verdict:
+    if reading.result is None:
+        return _error(check, reading.problem, started)
+    return Verdict(CI_RESULTS[reading.result], "ci", check, label=reading.label, sub_label=reading.sub_label,
+                   score=reading.score, keywords=reading.keywords, latency_ms=_ms_since(started))
 
 
-def _keywords(value: Any) -> List[str]:
-    words: List[str] = []
-    for item in as_list(value):
-        if isinstance(item, str):
-            words.extend(word.strip() for word in item.split(",") if word.strip())
-    return words
-
-
-def _collect(nodes: Iterable[Mapping[str, Any]]) -> Tuple[Optional[int], Tuple[str, ...]]:
-    """Highest score and the keywords of the scenes that hit, across result nodes."""
-    best: Optional[int] = None
-    words: List[str] = []
-    for node in nodes:
-        for info in _scene_infos(node):
-            if as_int(info.get("HitFlag")) in (1, 2):
-                score = as_int(info.get("Score"))
-                if score is not None and (best is None or score > best):
-                    best = score
-                words.extend(_keywords(info.get("Keywords")))
-                for ocr in as_list(info.get("OcrResults")):
-                    if isinstance(ocr, Mapping):
-                        words.extend(_keywords(ocr.get("Keywords")))
-    return best, tuple(dict.fromkeys(words))
-
-
-def _verdict_from(node: Mapping[str, Any], sections: List[Mapping[str, Any]], check: str, latency: float) -> Verdict:
-    if node.get("Code") not in (None, "0", "Success") and node.get("Result") is None:
-        return Verdict(Outcome.ERROR, "ci", check, detail=f"CI job failed: {node.get('Code')}", latency_ms=latency)
-    result = as_int(node.get("Result"))
-    outcome = CI_RESULTS.get(result) if result is not None else None
-    if outcome is None:
-        return Verdict(Outcome.ERROR, "ci", check, detail=f"unexpected Result {node.get('Result')!r}", latency_ms=latency)
-    score, keywords = _collect([node] + sections)
-    top_score = as_int(node.get("Score"))
-    return Verdict(
-        outcome,
-        "ci",
-        check,
-        label=str(node.get("Label") or ""),
-        sub_label=str(node.get("SubLabel") or ""),
-        score=top_score if top_score is not None else score,
-        keywords=keywords,
-        latency_ms=latency,
-    )
-
-
-def _text_verdict(detail: Mapping[str, Any], check: str, latency: float) -> Verdict:
-    sections = [s for s in as_list(detail.get("Section")) if isinstance(s, Mapping)]
-    return _verdict_from(detail, sections, check, latency)
-
-
-def _image_verdict(result: Mapping[str, Any], check: str, latency: float) -> Verdict:
-    return _verdict_from(result, [], check, latency)
+def _error(check: str, detail: str, started: float) -> Verdict:
+    return Verdict(Outcome.ERROR, "ci", check, detail=detail, latency_ms=_ms_since(started))
 
 
 def _error_verdict(exc: Exception, check: str, started: float) -> Verdict:
-    return Verdict(Outcome.ERROR, "ci", check, detail=describe_sdk_error(exc), latency_ms=_ms_since(started))
+    return _error(check, describe_sdk_error(exc), started)
 
 
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]{0,200})</\1>")
@@ -251,6 +242,8 @@ def describe_sdk_error(exc: Exception) -> str:
     """A short, log-safe description of a cos-python-sdk-v5 failure (CI or COS)."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+    if isinstance(exc, CiAnswerError):
+        return f"malformed response: {exc}"
     if isinstance(exc, CosServiceError):
         # The SDK's own parser wants a <Resource> element CI never sends; read the body ourselves.
         fields = dict(_XML_FIELD.findall(str(exc.get_origin_msg() or "")))
