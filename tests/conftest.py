@@ -117,6 +117,22 @@ def review_env(fake_im) -> Dict[str, str]:
 
 
 @pytest.fixture
+def im_callback(make_function, review_env):
+    """im_callback configured for asynchronous review, CI and IM faked."""
+    return make_function("im_callback", **review_env)
+
+
+@pytest.fixture
+def audio_result(make_function, review_env):
+    """Makes audio_result configured like im_callback; keyword arguments change its environment."""
+
+    def make(**env):
+        return make_function("audio_result", **{**review_env, **env})
+
+    return make
+
+
+@pytest.fixture
 def base_env(monkeypatch) -> Callable[..., None]:
     """Replace imguard's environment with exactly the given variables."""
 

@@ -13,19 +13,6 @@ from tests.conftest import JOB_SIGNING_KEY, answer_of, im_query, load_event, log
 from tests.flows import SOUND_URL, VIDEO_URL, group_video, job_for, post_result, send_c2c, send_group
 
 
-@pytest.fixture
-def im_callback(make_function, review_env):
-    return make_function("im_callback", **review_env)
-
-
-@pytest.fixture
-def audio_result(make_function, review_env):
-    def make(**env):
-        return make_function("audio_result", **{**review_env, **env})
-
-    return make
-
-
 def send(handler, event_name, im=None, **body_changes):
     return send_c2c(handler, dict(load_event(event_name), **body_changes), im)
 

@@ -266,19 +266,6 @@ def test_the_documented_test_pings_are_recognised(fixture):
 # -- callbacks through audio_result -----------------------------------------------------------------
 
 
-@pytest.fixture
-def im_callback(make_function, review_env):
-    return make_function("im_callback", **review_env)
-
-
-@pytest.fixture
-def audio_result(make_function, review_env):
-    def make(**env):
-        return make_function("audio_result", **{**review_env, **env})
-
-    return make
-
-
 def sent_sound(im_callback, fake_ci, fake_im) -> Tuple[str, str]:
     """A sound message sent, delivered by IM and submitted to CI: (JobId, DataId) of its review job."""
     send_c2c(im_callback, load_event("im/c2c_before_sound"), fake_im)

@@ -22,16 +22,6 @@ from tests.flows import C2C_BEFORE, SOUND_URL, VIDEO_URL, group_video, job_for, 
 ATTACKER_SOUND = "https://attacker-1250000000.cos.ap-guangzhou.myqcloud.com/flagged.silk"
 
 
-@pytest.fixture
-def im_callback(make_function, review_env):
-    return make_function("im_callback", **review_env)
-
-
-@pytest.fixture
-def audio_result(make_function, review_env):
-    return make_function("audio_result", **review_env)
-
-
 def sound_message(url=SOUND_URL, **changes):
     body = copy.deepcopy(load_event("im/c2c_before_sound"))
     body["MsgBody"][0]["MsgContent"]["Url"] = url
@@ -53,14 +43,14 @@ def test_a_forged_before_send_naming_a_victims_message_withdraws_nothing(im_call
     # GIVEN alice's harmless text to bob, delivered by IM under its MsgKey
     victim = text_message("see you at 8", MsgKey="2001_55_1717000200", MsgSeq=2001, MsgRandom=55, MsgTime=1717000200)
     send_c2c(im_callback, victim, fake_im)
-    audio_result = make_function("audio_result", AUDIT_DSN=sqlite_dsn, **review_env)
+    verdicts = audio_result(AUDIT_DSN=sqlite_dsn)
 
     # WHEN an attacker replays a captured Sign with a body naming that MsgKey, carrying a sound CI will flag
     fake_ci.flag_media(ATTACKER_SOUND)
     forged = sound_message(ATTACKER_SOUND, From_Account=victim["From_Account"], To_Account=victim["To_Account"],
                            MsgKey=victim["MsgKey"], MsgTime=victim["MsgTime"])
     assert send_c2c(im_callback, forged)["ErrorCode"] == 0  # the Sign is genuine, so it is judged like any message
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND)))
+    response = post_result(verdicts, fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND)))
 
     # THEN IM's history shows the message carries no such file: nothing is withdrawn, and the trail says why
     assert (response["statusCode"], answer_of(response)["status"]) == (200, "unconfirmed")
@@ -74,7 +64,7 @@ def test_a_forged_callback_for_a_message_that_was_never_sent_withdraws_nothing(i
     fake_ci.flag_media(ATTACKER_SOUND)
     send_c2c(im_callback, sound_message(ATTACKER_SOUND, MsgKey="9999_1_1717000300", MsgTime=1717000300))
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND)))
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND)))
 
     assert answer_of(response)["status"] == "unconfirmed"
     assert fake_im.calls_to(fake_im.WITHDRAW) == []
@@ -90,7 +80,7 @@ def test_a_forged_callback_naming_another_sender_withdraws_nothing(im_callback, 
     # WHEN a forged callback claims carol sent it, to get carol's... or anyone's message pulled
     send_c2c(im_callback, sound_message(From_Account="carol", To_Account="bob"))
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
 
     assert answer_of(response)["status"] == "unconfirmed"
     assert fake_im.withdrawn == []
@@ -111,8 +101,8 @@ def test_a_forged_group_after_send_recalls_nothing_while_the_genuine_one_still_i
     forged["MsgBody"][0]["MsgContent"]["VideoUrl"] = ATTACKER_SOUND.replace(".silk", ".mp4")
     fake_ci.flag_media(forged["MsgBody"][0]["MsgContent"]["VideoUrl"])
     send_group(im_callback, forged)
-    forged_result = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND.replace(".silk", ".mp4"))))
-    genuine_result = post_result(audio_result, fake_ci.detail_callback(genuine_job))
+    forged_result = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, ATTACKER_SOUND.replace(".silk", ".mp4"))))
+    genuine_result = post_result(audio_result(), fake_ci.detail_callback(genuine_job))
 
     # THEN the victim's message stays; the genuine violation is recalled
     assert answer_of(forged_result)["status"] == "unconfirmed"
@@ -127,9 +117,9 @@ def test_an_avchatroom_message_that_im_keeps_no_history_for_is_not_recalled(im_c
     live = group_video(42, GroupId="@TGS#aLIVE")
     fake_im.no_history.add("@TGS#aLIVE")
     send_group(im_callback, live)
-    audio_result = make_function("audio_result", AUDIT_DSN=sqlite_dsn, **review_env)
+    verdicts = audio_result(AUDIT_DSN=sqlite_dsn)
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
+    response = post_result(verdicts, fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
 
     assert answer_of(response)["status"] == "unconfirmed"
     assert fake_im.calls_to(fake_im.RECALL) == []
@@ -142,7 +132,7 @@ def test_a_message_already_recalled_in_im_is_not_recalled_again(im_callback, aud
     send_c2c(im_callback, sound_message(), fake_im)
     fake_im.c2c[sound_message()["MsgKey"]]["MsgFlagBits"] = 8  # an admin recalled it meanwhile
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
 
     assert answer_of(response)["status"] == "already_withdrawn"
     assert fake_im.calls_to(fake_im.WITHDRAW) == []
@@ -159,7 +149,7 @@ def test_confirmation_pages_through_a_busy_conversation(im_callback, audio_resul
                                          To_Account=target["To_Account"], MsgKey=f"{5000 + i}_1_{target['MsgTime'] + 10}",
                                          MsgSeq=5000 + i, MsgRandom=1, MsgTime=target["MsgTime"] + 10))
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, SOUND_URL)))
 
     assert answer_of(response)["status"] == "withdrawn"
     reads = fake_im.calls_to(fake_im.ROAM)
@@ -385,7 +375,7 @@ def test_a_recall_answer_without_our_retcode_is_a_failure(im_callback, audio_res
     send_group(im_callback, group_video(4711), fake_im)
     fake_im.script(fake_im.RECALL, *[recall_answer] * 20)
 
-    response = post_result(audio_result, fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)), time_limit_ms=5000)
+    response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)), time_limit_ms=5000)
 
     assert response["statusCode"] == 500  # CI calls again
 
@@ -414,7 +404,7 @@ def forged_body(data_id, job_id="sa" + "1" * 32):
 ])
 def test_a_bad_data_id_is_refused_before_anything_is_parsed_or_asked(audio_result, fake_ci, fake_im, data_id):
     started = time.monotonic()
-    response = post_result(audio_result, forged_body(data_id))
+    response = post_result(audio_result(), forged_body(data_id))
 
     assert response["statusCode"] == 401
     assert time.monotonic() - started < 1.0
@@ -423,7 +413,7 @@ def test_a_bad_data_id_is_refused_before_anything_is_parsed_or_asked(audio_resul
 
 @pytest.mark.parametrize("job_id", ["../../text/auditing/x", "sa1", "sa" + "g" * 32, "sa" + "0" * 32 + "/x"])
 def test_a_job_id_not_in_cis_format_never_reaches_ci(audio_result, fake_ci, fake_im, job_id):
-    response = post_result(audio_result, forged_body(signed(), job_id))
+    response = post_result(audio_result(), forged_body(signed(), job_id))
 
     assert response["statusCode"] == 400
     assert fake_ci.calls == [] and fake_im.requests == []
@@ -435,7 +425,8 @@ def test_fifty_replays_of_a_genuine_callback_cost_one_query_and_one_withdrawal(i
     send_c2c(im_callback, sound_message(), fake_im)
     body = fake_ci.detail_callback(job_for(fake_ci, SOUND_URL))
 
-    answers = [answer_of(post_result(audio_result, body)) for _ in range(50)]
+    handler = audio_result()  # one warm instance
+    answers = [answer_of(post_result(handler, body)) for _ in range(50)]
 
     assert {a["status"] for a in answers} == {"withdrawn"}
     assert len(fake_ci.calls_of("audio_query")) == 1
