@@ -38,8 +38,7 @@ def text_message(text, **changes):
 
 
 def test_a_forged_before_send_naming_a_victims_message_withdraws_nothing(im_callback, audio_result, fake_ci,
-                                                                         fake_im, sqlite_dsn, make_function,
-                                                                         review_env):
+                                                                         fake_im, sqlite_dsn):
     # GIVEN alice's harmless text to bob, delivered by IM under its MsgKey
     victim = text_message("see you at 8", MsgKey="2001_55_1717000200", MsgSeq=2001, MsgRandom=55, MsgTime=1717000200)
     send_c2c(im_callback, victim, fake_im)
@@ -111,8 +110,7 @@ def test_a_forged_group_after_send_recalls_nothing_while_the_genuine_one_still_i
 
 
 def test_an_avchatroom_message_that_im_keeps_no_history_for_is_not_recalled(im_callback, audio_result, fake_ci,
-                                                                             fake_im, sqlite_dsn, make_function,
-                                                                             review_env):
+                                                                             fake_im, sqlite_dsn):
     fake_ci.flag_media(VIDEO_URL)
     live = group_video(42, GroupId="@TGS#aLIVE")
     fake_im.no_history.add("@TGS#aLIVE")
