@@ -89,7 +89,7 @@ def test_chinese_keywords_match_anywhere():
 @pytest.mark.parametrize(
     "text",
     [
-        "傻@冒", "傻 冒", "<p>傻冒</p>", "傻\u200b冒", "傻\ufe0f冒", "傻😀冒", "傻。。。冒",
+        "傻@冒", "傻 冒", "<p>傻冒</p>", "傻\u200b冒", "傻\ufe0f冒", "傻😀冒", "傻……冒",
     ],
 )
 def test_noise_and_invisible_characters_inside_a_word_are_skipped(text):

@@ -36,6 +36,11 @@ _INVISIBLE = (
 _STYLED_BLOCKS = [(0x2100, 0x2150), (0x2460, 0x2500), (0x1D400, 0x1D800), (0x1F100, 0x1F200)]
 _LATIN_NAME = re.compile(r"LATIN (?:CAPITAL|SMALL) LETTER ([A-Z])$")
 
+# Sentence punctuation (and line breaks) ends what skip_noise may glue together: "你真傻，逼我干嘛" is two
+# clauses, not 傻逼. It becomes a line break, which both views keep and no keyword contains.
+_SENTENCE_ENDS = frozenset("，。！？；\n\r\u2028\u2029")
+BARRIER = "\n"
+
 # Code points one fold table remembers (~8 MiB): far more than real traffic uses (common CJK,
 # Latin, emoji), far fewer than the 1.1 million a flood of made-up text can bring.
 MAX_FOLD_ENTRIES = 65_536
@@ -124,10 +129,11 @@ class _FoldTable(dict):
 _INVISIBLE_SET = frozenset(_INVISIBLE)
 # ASCII noise is kept in the regex view (URLs and phone numbers have dots and dashes)
 # and deleted from the keyword view at the byte level.
-_ASCII_NOISE = bytes(b for b in range(128) if _is_noise(chr(b)))
+_ASCII_NOISE = bytes(b for b in range(128) if _is_noise(chr(b)) and chr(b) != BARRIER)
 _ASCII_NOISE_RUNS = re.compile(b"[" + re.escape(_ASCII_NOISE) + b"]+")
+_ASCII_NOISE_CHARS = re.compile("[" + re.escape(_ASCII_NOISE.decode("ascii")) + "]+")
 _GONE_RUNS = re.compile(GONE + "+")
-_REPEATS = re.compile(r"(.)\1+", re.DOTALL)
+_RUNS = re.compile(r"(.)\1*", re.DOTALL)
 
 
 class Normalizer:
@@ -144,6 +150,8 @@ class Normalizer:
             return "\ufffd"  # a lone surrogate cannot be encoded; it stands for nothing anyway
         if on.strip_invisible and ord(ch) in _INVISIBLE_SET:
             return GONE
+        if on.skip_noise and ch in _SENTENCE_ENDS:
+            return BARRIER  # decided before width folding turns "，" into an ASCII comma
         ch = self._t2s.get(ord(ch), ch)
         if on.fold_styled_latin:
             ch = _styled_latin_letter(ch)
@@ -174,9 +182,17 @@ class Normalizer:
         regex_view = self.regex_view(text)
         return regex_view, KeywordView(regex_view, self.switches)
 
-    def keyword(self, entry: str) -> str:
-        """A block/replace/allow keyword in the form the automaton searches for."""
-        return self.views(entry)[1].text
+    def keyword(self, entry: str) -> Tuple[str, Tuple[int, ...]]:
+        """A block/replace keyword in the form the automaton searches for, and (with collapse_repeats)
+        how many times each of its collapsed characters repeats as written: ``hell`` is searched as
+        ``hel`` and asks for two l's, so ``helllo`` matches and ``helo`` does not."""
+        view = self.views(entry)[1]
+        return view.text, view.runs
+
+    def allow_key(self, entry: str) -> str:
+        """An allow entry as the regex view spells it: folded, but with its spaces and ASCII
+        punctuation, so ``pen is`` covers "the pen is red" and never the word it would glue into."""
+        return self.regex_view(entry).text
 
     def plain(self, text: str) -> str:
         """A keyword as readable folded text."""
@@ -240,39 +256,68 @@ class KeywordView:
     pyahocorasick scans a trie node's children one by one, and Chinese gives the
     root thousands of them; spelled as UTF-8 bytes, no node has more than 256
     and most have a handful, which makes the automaton several times faster.
-    Repeats (when collapsed) are removed before spelling.
+
+    With collapse_repeats, ASCII noise goes first (``l[]l`` is two l's), then each run of one
+    character becomes one character, and ``runs`` remembers how long each run was, so that a
+    keyword can ask for its own doubled letters (``hell``) and a hit can cover a whole run.
     """
 
-    __slots__ = ("text", "_base", "_utf8", "_repeats", "_noise")
+    __slots__ = ("text", "runs", "_base", "_utf8", "_noise", "_noise_chars", "_repeats")
 
     def __init__(self, base: Compacted, switches: Switches):
         self._base = base
         chars = base.text
-        self._repeats = _NOTHING_REMOVED
+        self._noise_chars = self._repeats = self._noise = _NOTHING_REMOVED
+        self.runs: Tuple[int, ...] = ()
         if switches.collapse_repeats:
-            spans = [(m.start() + 1, m.end()) for m in _REPEATS.finditer(chars)]
+            if switches.skip_noise:
+                stripped = chars
+                self._noise_chars = _Removal(lambda: (m.span() for m in _ASCII_NOISE_CHARS.finditer(stripped)))
+                chars = _ASCII_NOISE_CHARS.sub("", chars)
+            runs = [(m.start(), m.end()) for m in _RUNS.finditer(chars)]
+            self.runs = tuple(stop - start for start, stop in runs)
+            spans = [(start + 1, stop) for start, stop in runs if stop - start > 1]
             if spans:
                 self._repeats = _Removal(lambda: spans)
-                chars = _REPEATS.sub(r"\1", chars)
+                chars = "".join(chars[start] for start, _ in runs)
+            utf8 = self._utf8 = chars.encode("utf-8")
+            self.text = utf8.decode("latin-1")
+            return
         utf8 = self._utf8 = chars.encode("utf-8")
         if switches.skip_noise:
+            # Bytes, not characters: translate() on bytes runs far faster (the common path).
             self.text = utf8.translate(None, _ASCII_NOISE).decode("latin-1")
             self._noise = _Removal(lambda: (m.span() for m in _ASCII_NOISE_RUNS.finditer(utf8)))
         else:
-            self.text, self._noise = utf8.decode("latin-1"), _NOTHING_REMOVED
+            self.text = utf8.decode("latin-1")
 
     def plain(self) -> str:
         return self.text.encode("latin-1").decode("utf-8", "replace")
 
-    def _original(self, index: int) -> int:
-        """Keyword-view byte ``index`` → bytes before noise removal → characters → original."""
+    def _char(self, index: int) -> int:
+        """Keyword-view byte ``index`` → bytes before noise removal → characters (collapsed, if so)."""
         byte = self._noise.before(index)
-        char = len(self._utf8[:byte].decode("utf-8", "ignore"))
-        return self._base.original(self._repeats.before(char))
+        return len(self._utf8[:byte].decode("utf-8", "ignore"))
+
+    def _original(self, char: int) -> int:
+        return self._base.original(self._noise_chars.before(self._repeats.before(char)))
 
     def original_span(self, start: int, end: int) -> Tuple[int, int]:
-        """Original [start, end) of keyword-view bytes [start, end)."""
-        return self._original(start), self._original(end - 1) + 1
+        """Original [start, end) of keyword-view bytes [start, end), whole runs included: a hit on
+        the collapsed 傻逼 in 傻逼逼逼 covers all of it."""
+        first, last = self._char(start), self._char(end - 1)
+        last_char = self._original(last) if not self.runs else \
+            self._base.original(self._noise_chars.before(self._repeats.before(last) + self.runs[last] - 1))
+        return self._original(first), last_char + 1
+
+    def runs_cover(self, start: int, end: int, wanted: Tuple[int, ...]) -> bool:
+        """With collapse_repeats: does the text repeat each character of the hit at least as often as
+        the keyword does (``ass`` needs two s's, so "as you wish" is no hit)?"""
+        if not self.runs:
+            return True
+        # One collapsed character per keyword character, skipping UTF-8 continuation bytes.
+        have = [self.runs[self._char(i)] for i in range(start, end) if ord(self.text[i]) & 0xC0 != 0x80]
+        return len(have) == len(wanted) and all(h >= w for h, w in zip(have, wanted))
 
 
 def switches_from(mapping: Mapping[str, object]) -> Switches:

@@ -7,7 +7,7 @@ masked on the original text, never on the normalized copy.
 """
 from __future__ import annotations
 
-import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -27,7 +27,6 @@ MAX_REGEXES = 200
 MAX_HITS = 20_000
 LISTS = ("block", "replace", "allow")
 
-_LATIN = re.compile(r"[a-z0-9]")
 
 
 class RulesError(ValueError):
@@ -47,7 +46,10 @@ class Entry:
     rule: str  # the keyword or pattern, as written
     is_regex: bool = False
     mask: Optional[str] = None  # replace only: what a match becomes (default: one * per character)
-    whole_word: bool = False  # Latin keywords match whole words only
+    # A Latin end must not touch another Latin letter or digit (``ass`` in ``class``); decided per end,
+    # from the keyword as written, so 一夜情 stays Chinese whatever digit folding makes of 一.
+    bounded_start: bool = False
+    bounded_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,19 +85,20 @@ class RuleSet:
     version: str = ""  # where the rules came from, for logs
 
     def __post_init__(self) -> None:
-        self._automaton = ahocorasick.Automaton()
-        keywords: Dict[str, List[Entry]] = {}
+        normalizer = self.normalizer
+        keywords: Dict[str, List[Tuple[Entry, Tuple[int, ...]]]] = {}
+        allows: Dict[str, List[Tuple[Entry, Tuple[int, ...]]]] = {}
         self._regexes: List[Tuple[Entry, Any]] = []
         for entry in self.entries:
             if entry.is_regex:
-                self._regexes.append((entry, _compile_regex(entry, self.normalizer.switches.ignore_case)))
+                self._regexes.append((entry, _compile_regex(entry, normalizer.switches.ignore_case)))
+            elif entry.list == "allow":
+                allows.setdefault(normalizer.allow_key(entry.rule), []).append((entry, ()))
             else:
-                keywords.setdefault(self.normalizer.keyword(entry.rule), []).append(entry)
-        for key, entries in keywords.items():
-            self._automaton.add_word(key, (len(key), tuple(entries)))
-        if keywords:
-            self._automaton.make_automaton()
-        self._has_keywords = bool(keywords)
+                key, runs = normalizer.keyword(entry.rule)
+                keywords.setdefault(key, []).append((entry, runs))
+        self._automaton = _automaton(keywords)
+        self._allow_automaton = _automaton(allows)
         self._set = None
         if self._regexes:
             self._set = re2.Set.SearchSet(_options())
@@ -124,12 +127,19 @@ class RuleSet:
         """The hits, and whether MAX_HITS matches (kept or not) cut the scan short."""
         hits: List[Hit] = []
         regex_view, keyword_view = self.normalizer.views(text)
-        if self._has_keywords:
-            for seen, (end, (length, entries)) in enumerate(self._automaton.iter(keyword_view.text), 1):
-                start, stop = keyword_view.original_span(end - length + 1, end + 1)
-                for entry in entries:
-                    if not entry.whole_word or _bounded(text, start, stop, self.normalizer):
+        seen = 0
+        for automaton, view in ((self._automaton, keyword_view), (self._allow_automaton, regex_view)):
+            if automaton is None:
+                continue
+            for end, (length, entries) in automaton.iter(view.text):
+                first, stop_at = end - length + 1, end + 1
+                start, stop = view.original_span(first, stop_at)
+                for entry, runs in entries:
+                    if runs and not keyword_view.runs_cover(first, stop_at, runs):
+                        continue
+                    if _bounded(text, start, stop, entry, self.normalizer):
                         hits.append(Hit(entry, start, stop))
+                seen += 1
                 if seen >= MAX_HITS:
                     return hits, True
         if self._set is not None:
@@ -148,11 +158,28 @@ def _covered(hit: Hit, allows: Iterable[Hit]) -> bool:
     return any(a.start <= hit.start and hit.end <= a.end for a in allows)
 
 
-def _bounded(text: str, start: int, stop: int, normalizer: Normalizer) -> bool:
-    """A Latin keyword must not touch a Latin letter or digit (``ass`` in ``class``)."""
-    before = normalizer.fold(text[start - 1]) if start > 0 else ""
-    after = normalizer.fold(text[stop]) if stop < len(text) else ""
-    return not (_is_word_char(before) or _is_word_char(after))
+def _automaton(words: Mapping[str, List[Tuple[Entry, Tuple[int, ...]]]]) -> Optional[Any]:
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, entries in words.items():
+        automaton.add_word(key, (len(key), tuple(entries)))
+    automaton.make_automaton()
+    return automaton
+
+
+def _bounded(text: str, start: int, stop: int, entry: Entry, normalizer: Normalizer) -> bool:
+    """A Latin end of a keyword must not touch a Latin letter or digit (``ass`` in ``class``)."""
+    if entry.bounded_start and start > 0 and _is_word_char(normalizer.fold(text[start - 1])):
+        return False
+    return not (entry.bounded_end and stop < len(text) and _is_word_char(normalizer.fold(text[stop])))
+
+
+def _latin(ch: str) -> bool:
+    """Latin as written: an ASCII letter or digit once width and styling are folded (NFKC), but not
+    a CJK numeral, which only digit folding would make a digit."""
+    folded = unicodedata.normalize("NFKC", ch)
+    return len(folded) == 1 and _is_word_char(folded)
 
 
 def _mask(text: str, hits: List[Hit]) -> str:
@@ -227,10 +254,10 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         item = str(item)  # YAML reads 110 as a number; it is still a keyword
     if isinstance(item, str):
-        searched = normalizer.plain(item)
-        if not searched:
+        if not normalizer.plain(item):
             raise RulesError(f"{where}: keyword {item!r} is empty once normalized")
-        return Entry(list_name, item, whole_word=bool(_LATIN.search(searched)))
+        written = item.strip()
+        return Entry(list_name, item, bounded_start=_latin(written[0]), bounded_end=_latin(written[-1]))
     if isinstance(item, Mapping) and isinstance(item.get("regex"), str):
         extra = set(item) - {"regex", "mask"}
         if extra or ("mask" in item and list_name != "replace"):
@@ -248,7 +275,7 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
         if set(item) - {"keyword", "mask"} or (mask is not None and not isinstance(mask, str)):
             raise RulesError(f"{where}: expected {{keyword: ..., mask: ...}}")
         base = _entry(list_name, position, item["keyword"], normalizer)
-        return Entry(list_name, base.rule, mask=mask, whole_word=base.whole_word)
+        return Entry(list_name, base.rule, mask=mask, bounded_start=base.bounded_start, bounded_end=base.bounded_end)
     raise RulesError(f"{where}: expected a keyword string or {{regex: PATTERN}}, got {item!r}")
 
 
