@@ -55,9 +55,13 @@ class Switches:
     traditional_to_simplified: bool = True
     fold_digits: bool = True
     fold_styled_latin: bool = True
+    fold_compat: bool = True
+    fold_accents: bool = True
+    fold_confusables: bool = True
     strip_invisible: bool = True
     skip_noise: bool = True
     collapse_repeats: bool = False
+    fold_leet: bool = False  # off: 1 and l, 0 and o become one letter in keywords and text alike
 
     @classmethod
     def names(cls) -> Tuple[str, ...]:
@@ -77,6 +81,34 @@ def _traditional_to_simplified() -> Dict[int, str]:
             if len(parts) >= 2 and len(parts[0]) == 1 and len(parts[1]) == 1:
                 table[ord(parts[0])] = parts[1]
     return table
+
+
+@functools.lru_cache(maxsize=1)
+def _confusables() -> Dict[int, str]:
+    """Unicode's look-alikes of ASCII letters (UTS #39 confusables.txt, via scripts/make_confusables.py)."""
+    path = os.path.join(os.path.dirname(__file__), "data", "confusables_latin.tsv")
+    table: Dict[int, str] = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if not line.startswith("#"):
+                code, letter, _ = line.split("\t", 2)
+                table[int(code, 16)] = letter
+    return table
+
+
+_LETTER_NAMED = re.compile(r"(?:LATIN LETTER SMALL CAPITAL|REGIONAL INDICATOR SYMBOL LETTER) ([A-Z])$")
+
+
+def _compat(ch: str) -> str:
+    """NFKC, where it gives one character: Kangxi radicals (⼤ → 大), modifier letters (ᶠ → f), ..."""
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if len(folded) == 1 else ch
+
+
+def _unaccented(ch: str) -> str:
+    """The letter without its combining marks (č → c, Ó → O), where one letter remains."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    return bare if len(bare) == 1 else ch
 
 
 def _styled_latin_letter(ch: str) -> str:
@@ -130,8 +162,11 @@ _INVISIBLE_SET = frozenset(_INVISIBLE)
 # ASCII noise is kept in the regex view (URLs and phone numbers have dots and dashes)
 # and deleted from the keyword view at the byte level.
 _ASCII_NOISE = bytes(b for b in range(128) if _is_noise(chr(b)) and chr(b) != BARRIER)
-_ASCII_NOISE_RUNS = re.compile(b"[" + re.escape(_ASCII_NOISE) + b"]+")
-_ASCII_NOISE_CHARS = re.compile("[" + re.escape(_ASCII_NOISE.decode("ascii")) + "]+")
+# fold_leet: each look-alike becomes the letter it stands for; 1, l, | and ! are one letter, as are 7 and l
+# (@$$h073 is asshole), so keywords are spelled the same way and "hell" still matches "he11".
+_LEET_FROM, _LEET_TO = b"0134578@$!|", b"oieasibasii"
+_LEET_TABLE = bytes.maketrans(_LEET_FROM + b"l", _LEET_TO + b"i")
+_LEET_CHARS = str.maketrans((_LEET_FROM + b"l").decode(), (_LEET_TO + b"i").decode())
 _GONE_RUNS = re.compile(GONE + "+")
 _RUNS = re.compile(r"(.)\1*", re.DOTALL)
 
@@ -142,6 +177,13 @@ class Normalizer:
     def __init__(self, switches: Switches = Switches()):
         self.switches = switches
         self._t2s = _traditional_to_simplified() if switches.traditional_to_simplified else {}
+        self._confusables = _confusables() if switches.fold_confusables else {}
+        # fold_leet spells look-alike digits and signs as letters in the keyword view only (phone
+        # numbers keep their digits in the regex view), so those signs are no longer noise there.
+        self.noise = bytes(b for b in _ASCII_NOISE if not (switches.fold_leet and b in _LEET_FROM))
+        self.noise_runs = re.compile(b"[" + re.escape(self.noise) + b"]+")
+        self.noise_chars = re.compile("[" + re.escape(self.noise.decode("ascii")) + "]+")
+        self.leet = _LEET_TABLE if switches.fold_leet else None
         self._table = _FoldTable(self._fold_char)
 
     def _fold_char(self, ch: str) -> str:
@@ -153,8 +195,18 @@ class Normalizer:
         if on.skip_noise and ch in _SENTENCE_ENDS:
             return BARRIER  # decided before width folding turns "，" into an ASCII comma
         ch = self._t2s.get(ord(ch), ch)
+        if on.fold_compat:
+            ch = _compat(ch)
+        if on.fold_accents:
+            if unicodedata.combining(ch):
+                return GONE  # a mark on its own (f̶u̶c̶k̶'s strikethrough) decorates the letter before it
+            ch = _unaccented(ch)
         if on.fold_styled_latin:
             ch = _styled_latin_letter(ch)
+        if on.fold_confusables:
+            ch = self._confusables.get(ord(ch), ch)
+            named = _LETTER_NAMED.search(unicodedata.name(ch, "")) if not ch.isascii() else None
+            ch = named.group(1).lower() if named else ch
         if on.fold_digits:
             ch = _ascii_digit(ch)
         if on.ignore_width and 0xFF01 <= ord(ch) <= 0xFF5E:
@@ -180,7 +232,7 @@ class Normalizer:
     def views(self, text: str) -> Tuple["Compacted", "KeywordView"]:
         """Both views of ``text``, folding it once."""
         regex_view = self.regex_view(text)
-        return regex_view, KeywordView(regex_view, self.switches)
+        return regex_view, KeywordView(regex_view, self)
 
     def keyword(self, entry: str) -> Tuple[str, Tuple[int, ...]]:
         """A block/replace keyword in the form the automaton searches for, and (with collapse_repeats)
@@ -264,16 +316,19 @@ class KeywordView:
 
     __slots__ = ("text", "runs", "_base", "_utf8", "_noise", "_noise_chars", "_repeats")
 
-    def __init__(self, base: Compacted, switches: Switches):
+    def __init__(self, base: Compacted, normalizer: "Normalizer"):
+        switches = normalizer.switches
         self._base = base
         chars = base.text
         self._noise_chars = self._repeats = self._noise = _NOTHING_REMOVED
         self.runs: Tuple[int, ...] = ()
         if switches.collapse_repeats:
+            if normalizer.leet is not None:
+                chars = chars.translate(_LEET_CHARS)
             if switches.skip_noise:
-                stripped = chars
-                self._noise_chars = _Removal(lambda: (m.span() for m in _ASCII_NOISE_CHARS.finditer(stripped)))
-                chars = _ASCII_NOISE_CHARS.sub("", chars)
+                stripped, noise = chars, normalizer.noise_chars
+                self._noise_chars = _Removal(lambda: (m.span() for m in noise.finditer(stripped)))
+                chars = noise.sub("", chars)
             runs = [(m.start(), m.end()) for m in _RUNS.finditer(chars)]
             self.runs = tuple(stop - start for start, stop in runs)
             spans = [(start + 1, stop) for start, stop in runs if stop - start > 1]
@@ -286,10 +341,11 @@ class KeywordView:
         utf8 = self._utf8 = chars.encode("utf-8")
         if switches.skip_noise:
             # Bytes, not characters: translate() on bytes runs far faster (the common path).
-            self.text = utf8.translate(None, _ASCII_NOISE).decode("latin-1")
-            self._noise = _Removal(lambda: (m.span() for m in _ASCII_NOISE_RUNS.finditer(utf8)))
+            self.text = utf8.translate(normalizer.leet, normalizer.noise).decode("latin-1")
+            runs = normalizer.noise_runs
+            self._noise = _Removal(lambda: (m.span() for m in runs.finditer(utf8)))
         else:
-            self.text = utf8.decode("latin-1")
+            self.text = utf8.translate(normalizer.leet).decode("latin-1")
 
     def plain(self) -> str:
         return self.text.encode("latin-1").decode("utf-8", "replace")
