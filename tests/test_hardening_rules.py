@@ -217,7 +217,7 @@ def test_a_billion_laughs_url_is_refused_with_a_small_log_line(rules_server, cap
 def test_an_error_quoting_a_huge_entry_is_clipped():
     # GIVEN an entry whose description alone is 100 KB, no alias involved
     with pytest.raises(RulesError) as refused:
-        parse({"block": [{"keyword": "x" * 100_000}]})
+        parse({"block": [{"word": "x" * 100_000}]})  # ({keyword: ...} is a valid block entry since pinyin)
 
     # THEN the message still names the entry, and stays short
     assert str(refused.value).startswith("block[1]:")

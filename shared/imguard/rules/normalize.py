@@ -163,8 +163,10 @@ _INVISIBLE_SET = frozenset(_INVISIBLE)
 # and deleted from the keyword view at the byte level.
 _ASCII_NOISE = bytes(b for b in range(128) if _is_noise(chr(b)) and chr(b) != BARRIER)
 # fold_leet: each look-alike becomes the letter it stands for; 1, l, | and ! are one letter, as are 7 and l
-# (@$$h073 is asshole), so keywords are spelled the same way and "hell" still matches "he11".
-_LEET_FROM, _LEET_TO = b"0134578@$!|", b"oieasibasii"
+# (@$$h073 is asshole), so keywords are spelled the same way and "hell" still matches "he11". The signs
+# among them (@ $ ! | ( # +) stop being noise, which is the precision fold_leet costs: 狗+东西 is no
+# longer glued.
+_LEET_FROM, _LEET_TO = b"0123456789@$!|(#+", b"oizeasgibgasiicht"
 _LEET_TABLE = bytes.maketrans(_LEET_FROM + b"l", _LEET_TO + b"i")
 _LEET_CHARS = str.maketrans((_LEET_FROM + b"l").decode(), (_LEET_TO + b"i").decode())
 _GONE_RUNS = re.compile(GONE + "+")

@@ -4,12 +4,17 @@ Keywords go into one Aho–Corasick automaton (pyahocorasick); regexes into one
 RE2 set (google-re2: linear time, no catastrophic backtracking), so the cost
 of a scan hardly grows with the size of the lists. Hits are reported and
 masked on the original text, never on the normalized copy.
+
+Chinese keywords marked ``pinyin: true`` also match their pinyin and their homophones
+(imguard.rules.pinyin, imported only by rule sets that use it: pypinyin's dictionary and
+the pinyin view's table cost ~0.1 s and ~14 MB that other rules files do not pay).
 """
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import ahocorasick
 import re2
@@ -19,6 +24,9 @@ from yaml.composer import ComposerError
 from imguard import logs
 from imguard.rules.normalize import Normalizer, Switches, switches_from
 
+if TYPE_CHECKING:
+    from imguard.rules.pinyin import Homophones
+
 # Tencent's local-audit limits (im-content-audit-local-and-cloud.md).
 MAX_ENTRIES = 10_000
 MAX_REGEXES = 200
@@ -26,7 +34,9 @@ MAX_REGEXES = 200
 # output-sensitive matching becomes quadratic. Past this many matches a scan stops and says so.
 MAX_HITS = 20_000
 LISTS = ("block", "replace", "allow")
-
+# One automaton word's entries: (entry, runs its characters need (collapse_repeats), whether its start
+# and its end must not touch a Latin letter or digit). A pinyin form is bounded where its entry is not.
+_Word = Tuple["Entry", Tuple[int, ...], bool, bool]
 
 
 class RulesError(ValueError):
@@ -50,6 +60,7 @@ class Entry:
     # from the keyword as written, so 一夜情 stays Chinese whatever digit folding makes of 一.
     bounded_start: bool = False
     bounded_end: bool = False
+    pinyin: bool = False  # a Chinese keyword that also matches its pinyin and its homophones
 
 
 @dataclass(frozen=True)
@@ -86,25 +97,50 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         normalizer = self.normalizer
-        keywords: Dict[str, List[Tuple[Entry, Tuple[int, ...]]]] = {}
-        allows: Dict[str, List[Tuple[Entry, Tuple[int, ...]]]] = {}
+        keywords: Dict[str, List[_Word]] = {}
+        allows: Dict[str, List[_Word]] = {}
+        pinyins: Dict[str, List[_Word]] = {}
         self._regexes: List[Tuple[Entry, Any]] = []
+        self._homophones: Optional[Homophones] = None
         for entry in self.entries:
             if entry.is_regex:
                 self._regexes.append((entry, _compile_regex(entry, normalizer.switches.ignore_case)))
             elif entry.list == "allow":
-                allows.setdefault(normalizer.allow_key(entry.rule), []).append((entry, ()))
+                allows.setdefault(normalizer.allow_key(entry.rule), []).append((entry, (), False, False))
             else:
                 key, runs = normalizer.keyword(entry.rule)
-                keywords.setdefault(key, []).append((entry, runs))
+                keywords.setdefault(key, []).append((entry, runs, entry.bounded_start, entry.bounded_end))
+                if entry.pinyin:
+                    self._add_pinyin(entry, keywords, pinyins)
         self._automaton = _automaton(keywords)
         self._allow_automaton = _automaton(allows)
+        self._pinyin_automaton = _automaton(pinyins)
         self._set = None
         if self._regexes:
             self._set = re2.Set.SearchSet(_options())
             for entry, _ in self._regexes:
                 self._set.Add(_pattern(entry, self.normalizer.switches.ignore_case))
             self._set.Compile()
+
+    def _add_pinyin(self, entry: Entry, keywords: Dict[str, List[_Word]], pinyins: Dict[str, List[_Word]]) -> None:
+        """The entry's pinyin as extra Latin words (whole words: ``sb`` is no hit in ``usb``) and its
+        sound form, for the pinyin view; both report the entry itself (rule 傻逼 for ``shabi``)."""
+        from imguard.rules import pinyin
+
+        if self._homophones is None:
+            self._homophones = pinyin.Homophones(self.normalizer)
+        found, missing = pinyin.syllables(entry.rule)
+        if missing or not found:
+            return  # parse() refuses this; an Entry made by hand just gets no pinyin
+        for form in pinyin.latin_forms(found):
+            if not self._homophones.spells_latin:  # only the keyword view knows runs, leet, ...
+                key, runs = self.normalizer.keyword(form)
+                keywords.setdefault(key, []).append((entry, runs, True, True))
+            else:
+                pinyins.setdefault(pinyin.latin_key(form), []).append((entry, (), True, True))
+        sound = self._homophones.sound_form(entry.rule)
+        if sound is not None:
+            pinyins.setdefault(sound, []).append((entry, (), False, False))
 
     @property
     def empty(self) -> bool:
@@ -134,14 +170,33 @@ class RuleSet:
             for end, (length, entries) in automaton.iter(view.text):
                 first, stop_at = end - length + 1, end + 1
                 start, stop = view.original_span(first, stop_at)
-                for entry, runs in entries:
+                for entry, runs, lead, tail in entries:
                     if runs and not keyword_view.runs_cover(first, stop_at, runs):
                         continue
-                    if _bounded(text, start, stop, entry, self.normalizer):
+                    if _bounded(text, start, stop, lead, tail, self.normalizer):
                         hits.append(Hit(entry, start, stop))
                 seen += 1
                 if seen >= MAX_HITS:
                     return hits, True
+        if self._pinyin_automaton is not None:
+            pinyin_view = self._homophones.view(text, regex_view)  # type: ignore[union-attr]
+            literal: Optional[Dict[int, List[Tuple[int, int]]]] = None  # each entry's keyword hits
+            found, looked = pinyin_view.matches(self._pinyin_automaton, MAX_HITS - seen)
+            for entries, (start, stop) in found:
+                latin = entries[0][2]  # a key is either a Latin form (bounded) or a sound form
+                if not latin and literal is None:
+                    literal = {}
+                    for hit in hits:
+                        literal.setdefault(id(hit.entry), []).append((hit.start, hit.end))
+                    for spans in literal.values():
+                        spans.sort()
+                for entry, _, _, _ in entries:
+                    # A text spelled as the keyword also sounds like it: one hit, not two.
+                    if latin or not _within(literal.get(id(entry)), start, stop):  # type: ignore[union-attr]
+                        hits.append(Hit(entry, start, stop))
+            seen += looked
+            if seen >= MAX_HITS:
+                return hits, True
         if self._set is not None:
             for index in self._set.Match(regex_view.text) or ():
                 entry, pattern = self._regexes[index]
@@ -154,11 +209,20 @@ class RuleSet:
         return hits, False
 
 
+def _within(spans: Optional[List[Tuple[int, int]]], start: int, stop: int) -> bool:
+    """Does one of ``spans`` (sorted, one entry's hits: a later start never has an earlier end)
+    cover [start, stop)?"""
+    if not spans:
+        return False
+    index = bisect_right(spans, (start, float("inf"))) - 1  # the last one starting at or before start
+    return index >= 0 and spans[index][1] >= stop
+
+
 def _covered(hit: Hit, allows: Iterable[Hit]) -> bool:
     return any(a.start <= hit.start and hit.end <= a.end for a in allows)
 
 
-def _automaton(words: Mapping[str, List[Tuple[Entry, Tuple[int, ...]]]]) -> Optional[Any]:
+def _automaton(words: Mapping[str, List[_Word]]) -> Optional[Any]:
     if not words:
         return None
     automaton = ahocorasick.Automaton()
@@ -168,11 +232,11 @@ def _automaton(words: Mapping[str, List[Tuple[Entry, Tuple[int, ...]]]]) -> Opti
     return automaton
 
 
-def _bounded(text: str, start: int, stop: int, entry: Entry, normalizer: Normalizer) -> bool:
+def _bounded(text: str, start: int, stop: int, lead: bool, tail: bool, normalizer: Normalizer) -> bool:
     """A Latin end of a keyword must not touch a Latin letter or digit (``ass`` in ``class``)."""
-    if entry.bounded_start and start > 0 and _is_word_char(normalizer.fold(text[start - 1])):
+    if lead and start > 0 and _is_word_char(normalizer.fold(text[start - 1])):
         return False
-    return not (entry.bounded_end and stop < len(text) and _is_word_char(normalizer.fold(text[stop])))
+    return not (tail and stop < len(text) and _is_word_char(normalizer.fold(text[stop])))
 
 
 def _latin(ch: str) -> bool:
@@ -226,13 +290,16 @@ def parse(data: Any, version: str = "") -> RuleSet:
         data = {}
     if not isinstance(data, Mapping):
         raise RulesError("the rules file must be a mapping with block, replace and allow lists")
-    unknown = set(data) - set(LISTS) - {"normalize"}
+    unknown = set(data) - set(LISTS) - {"normalize", "pinyin"}
     if unknown:
         raise RulesError(f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
     try:
         switches = switches_from(data.get("normalize") or {})
     except ValueError as exc:
         raise RulesError(str(exc)) from None
+    pinyin = data.get("pinyin", False)
+    if not isinstance(pinyin, bool):
+        raise RulesError("pinyin must be true or false")
     normalizer = Normalizer(switches)
     entries: List[Entry] = []
     for list_name in LISTS:
@@ -240,7 +307,7 @@ def parse(data: Any, version: str = "") -> RuleSet:
         if not isinstance(items, list):
             raise RulesError(f"{list_name} must be a list")
         for position, item in enumerate(items, 1):
-            entries.append(_entry(list_name, position, item, normalizer))
+            entries.append(_entry(list_name, position, item, normalizer, pinyin))
     if len(entries) > MAX_ENTRIES:
         raise RulesError(f"{len(entries)} entries: at most {MAX_ENTRIES} are allowed")
     regexes = sum(e.is_regex for e in entries)
@@ -249,7 +316,9 @@ def parse(data: Any, version: str = "") -> RuleSet:
     return RuleSet(normalizer, entries, version)
 
 
-def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> Entry:
+def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer, pinyin: bool = False) -> Entry:
+    """One list item as an Entry. ``pinyin`` is the file's top-level switch: it applies to the Chinese
+    keywords of block and replace (others are left alone); an entry's own ``pinyin`` overrides it."""
     where = f"{list_name}[{position}]"
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         item = str(item)  # YAML reads 110 as a number; it is still a keyword
@@ -257,7 +326,8 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
         if not normalizer.plain(item):
             raise RulesError(f"{where}: keyword {item!r} is empty once normalized")
         written = item.strip()
-        return Entry(list_name, item, bounded_start=_latin(written[0]), bounded_end=_latin(written[-1]))
+        on = pinyin and list_name != "allow" and not _not_chinese(item)
+        return Entry(list_name, item, bounded_start=_latin(written[0]), bounded_end=_latin(written[-1]), pinyin=on)
     if isinstance(item, Mapping) and isinstance(item.get("regex"), str):
         extra = set(item) - {"regex", "mask"}
         if extra or ("mask" in item and list_name != "replace"):
@@ -270,13 +340,29 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer) -> 
         entry = Entry(list_name, item["regex"], is_regex=True, mask=mask)
         _compile_regex(entry, normalizer.switches.ignore_case, where)
         return entry
-    if isinstance(item, Mapping) and isinstance(item.get("keyword"), str) and list_name == "replace":
-        mask = item.get("mask")
-        if set(item) - {"keyword", "mask"} or (mask is not None and not isinstance(mask, str)):
-            raise RulesError(f"{where}: expected {{keyword: ..., mask: ...}}")
+    if isinstance(item, Mapping) and isinstance(item.get("keyword"), str) and list_name != "allow":
+        keys = {"keyword", "pinyin"} | ({"mask"} if list_name == "replace" else set())
+        mask, on = item.get("mask"), item.get("pinyin", pinyin)
+        if set(item) - keys or (mask is not None and not isinstance(mask, str)) or not isinstance(on, bool):
+            raise RulesError(f"{where}: expected {{keyword: ...{', mask: ...' if 'mask' in keys else ''}, pinyin: true}}")
         base = _entry(list_name, position, item["keyword"], normalizer)
-        return Entry(list_name, base.rule, mask=mask, bounded_start=base.bounded_start, bounded_end=base.bounded_end)
+        problem = _not_chinese(base.rule) if on else ""
+        if problem and "pinyin" in item:
+            raise RulesError(f"{where}: pinyin: true needs a Chinese keyword: {problem}")
+        return Entry(list_name, base.rule, mask=mask, bounded_start=base.bounded_start, bounded_end=base.bounded_end,
+                     pinyin=on and not problem)
     raise RulesError(f"{where}: expected a keyword string or {{regex: PATTERN}}, got {item!r}")
+
+
+def _not_chinese(keyword: str) -> str:
+    """Why ``keyword`` cannot have pinyin ("" if it can): each letter and digit it is written with
+    must be a character pypinyin has a reading for."""
+    from imguard.rules import pinyin
+
+    found, missing = pinyin.syllables(keyword)
+    if missing:
+        return f"{missing!r} in {keyword!r} has no pinyin"
+    return "" if found else f"{keyword!r} has no Chinese character"
 
 
 class _RulesLoader(yaml.SafeLoader):
