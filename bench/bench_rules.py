@@ -24,6 +24,7 @@ import ahocorasick
 import opencc
 from flashtext import KeywordProcessor
 
+from imguard.rules.normalize import Switches
 from imguard.rules.ruleset import parse
 
 SEED = 20261121
@@ -102,9 +103,7 @@ def main() -> None:
     full = parse({"block": keywords + regexes})
     compile_s = time.perf_counter() - started
     memory = rss_mb() - before
-    off = parse({"block": keywords + regexes, "normalize": {name: False for name in (
-        "ignore_case", "ignore_width", "traditional_to_simplified", "fold_digits", "fold_styled_latin",
-        "strip_invisible", "skip_noise", "collapse_repeats")}})
+    off = parse({"block": keywords + regexes, "normalize": {name: False for name in Switches.names()}})
     started = time.perf_counter()
     with_pinyin = parse({"block": keywords + regexes, "pinyin": True})
     pinyin_compile_s = time.perf_counter() - started
@@ -161,7 +160,7 @@ def main() -> None:
     engine = rates["imguard, all normalization"]
     naive_rate = rates["naive `word in text` loop"]
     print()
-    print(f"full engine / raw pyahocorasick: {engine / floor:.2f} (target >= 0.5)")
+    print(f"full engine / raw pyahocorasick: {engine / floor:.2f} (target >= 1.0)")
     print(f"full engine with pinyin / raw pyahocorasick: {rates['imguard, pinyin: true'] / floor:.2f} (target >= 0.5)")
     print(f"full engine / naive loop: {engine / naive_rate:,.0f}x (target >= 100x)")
 

@@ -94,3 +94,30 @@ def test_noise_is_not_skipped_across_sentence_punctuation(text):
 @pytest.mark.parametrize("text", ["傻-逼", "傻 逼", "傻😀逼", "傻……逼", "傻,逼"])
 def test_noise_inside_a_word_is_still_skipped(text):
     assert scan(rules(block=["傻逼"]), text).action == "block"
+
+
+# -- wildcard keywords (Latin only, still whole-word at the other end) ----------------------------------------
+
+
+@pytest.mark.parametrize("keyword, text, expected, masked", [
+    ("fuck*", "what the fucking hell", "replace", "what the ******* hell"),
+    ("fuck*", "fuck off", "replace", "**** off"),
+    ("fuck*", "motherfucking", "pass", None),  # the other end is still a whole word
+    ("*hole", "you asshole!", "replace", "you *******!"),
+    ("*hole", "holes in it", "pass", None),
+    ("*hole*", "assholes", "replace", "********"),
+])
+def test_a_wildcard_runs_on_to_the_end_of_the_word(keyword, text, expected, masked):
+    result = scan(rules(replace=[keyword]), text)
+
+    assert result.action == expected
+    if masked is not None:
+        assert result.text == masked
+
+
+@pytest.mark.parametrize("keyword", ["*", "f*", "fu*ck", "傻逼*", "**"])
+def test_a_wildcard_keyword_that_cannot_work_is_refused_at_load(keyword):
+    from imguard.rules.ruleset import RulesError
+
+    with pytest.raises(RulesError, match="wildcard"):
+        rules(block=[keyword])

@@ -61,6 +61,9 @@ class Entry:
     bounded_start: bool = False
     bounded_end: bool = False
     pinyin: bool = False  # a Chinese keyword that also matches its pinyin and its homophones
+    # Wildcard ends (``fuck*``, ``*hole``): the hit runs on to the end (start) of the word there.
+    wild_start: bool = False
+    wild_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,9 @@ class RuleSet:
             if entry.is_regex:
                 self._regexes.append((entry, _compile_regex(entry, normalizer.switches.ignore_case)))
             elif entry.list == "allow":
-                allows.setdefault(normalizer.allow_key(entry.rule), []).append((entry, (), False, False))
+                allows.setdefault(normalizer.allow_key(_keyword(entry)), []).append((entry, (), False, False))
             else:
-                key, runs = normalizer.keyword(entry.rule)
+                key, runs = normalizer.keyword(_keyword(entry))
                 keywords.setdefault(key, []).append((entry, runs, entry.bounded_start, entry.bounded_end))
                 if entry.pinyin:
                     self._add_pinyin(entry, keywords, pinyins)
@@ -174,7 +177,7 @@ class RuleSet:
                     if runs and not keyword_view.runs_cover(first, stop_at, runs):
                         continue
                     if _bounded(text, start, stop, lead, tail, self.normalizer):
-                        hits.append(Hit(entry, start, stop))
+                        hits.append(Hit(entry, *_whole_word(text, start, stop, entry, self.normalizer)))
                 seen += 1
                 if seen >= MAX_HITS:
                     return hits, True
@@ -237,6 +240,38 @@ def _bounded(text: str, start: int, stop: int, lead: bool, tail: bool, normalize
     if lead and start > 0 and _is_word_char(normalizer.fold(text[start - 1])):
         return False
     return not (tail and stop < len(text) and _is_word_char(normalizer.fold(text[stop])))
+
+
+def _keyword(entry: Entry) -> str:
+    """What the automaton looks for: the keyword without its wildcards."""
+    return entry.rule.strip().strip("*") if entry.wild_start or entry.wild_end else entry.rule
+
+
+def _whole_word(text: str, start: int, stop: int, entry: Entry, normalizer: Normalizer) -> Tuple[int, int]:
+    """A wildcard keyword's hit, run on over the rest of the word at its wildcard end(s)."""
+    if entry.wild_start:
+        while start > 0 and _is_word_char(normalizer.fold(text[start - 1])):
+            start -= 1
+    if entry.wild_end:
+        while stop < len(text) and _is_word_char(normalizer.fold(text[stop])):
+            stop += 1
+    return start, stop
+
+
+def _wildcard(where: str, item: str) -> Tuple[str, bool, bool]:
+    """``fuck*`` → (fuck, False, True): the keyword without its wildcards, and which ends had one.
+    Latin only (Chinese has no word ends to run on to), and never a wildcard inside."""
+    written = item.strip()
+    wild_start, wild_end = written.startswith("*"), written.endswith("*")
+    core = written.strip("*")
+    if not (wild_start or wild_end):
+        if "*" in written:
+            raise RulesError(f"{where}: a wildcard (*) goes at the start or the end of a keyword: {item!r}")
+        return item, False, False
+    if len(core) < 2 or "*" in core or not all(_latin(ch) for ch in core):
+        raise RulesError(f"{where}: wildcard keywords are Latin letters and digits with * at one or both ends, "
+                         f"at least two before it (fuck*, *hole): {item!r}")
+    return core, wild_start, wild_end
 
 
 def _latin(ch: str) -> bool:
@@ -323,11 +358,14 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer, pin
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         item = str(item)  # YAML reads 110 as a number; it is still a keyword
     if isinstance(item, str):
-        if not normalizer.plain(item):
+        keyword, wild_start, wild_end = _wildcard(where, item)
+        if not normalizer.plain(keyword):
             raise RulesError(f"{where}: keyword {item!r} is empty once normalized")
-        written = item.strip()
-        on = pinyin and list_name != "allow" and not _not_chinese(item)
-        return Entry(list_name, item, bounded_start=_latin(written[0]), bounded_end=_latin(written[-1]), pinyin=on)
+        written = keyword.strip()
+        on = pinyin and list_name != "allow" and not (wild_start or wild_end) and not _not_chinese(keyword)
+        return Entry(list_name, item, bounded_start=_latin(written[0]) and not wild_start,
+                     bounded_end=_latin(written[-1]) and not wild_end, pinyin=on, wild_start=wild_start,
+                     wild_end=wild_end)
     if isinstance(item, Mapping) and isinstance(item.get("regex"), str):
         extra = set(item) - {"regex", "mask"}
         if extra or ("mask" in item and list_name != "replace"):
@@ -350,7 +388,7 @@ def _entry(list_name: str, position: int, item: Any, normalizer: Normalizer, pin
         if problem and "pinyin" in item:
             raise RulesError(f"{where}: pinyin: true needs a Chinese keyword: {problem}")
         return Entry(list_name, base.rule, mask=mask, bounded_start=base.bounded_start, bounded_end=base.bounded_end,
-                     pinyin=on and not problem)
+                     pinyin=on and not problem, wild_start=base.wild_start, wild_end=base.wild_end)
     raise RulesError(f"{where}: expected a keyword string or {{regex: PATTERN}}, got {item!r}")
 
 
