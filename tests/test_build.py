@@ -129,8 +129,14 @@ def test_the_scf_build_starts_on_its_target_python_with_the_bundled_rules(tmp_pa
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
     assert re.search(rf"checked im_callback: \d+ recorded event\(s\) answered on Python {re.escape(python)}\.", built.stdout)
     assert f"checked audio_result: 1 recorded event(s) answered on Python {python}." in built.stdout
+    # AND the target interpreter compiled everything to unchecked-hash bytecode (zip times do not matter)
+    tag = "cpython-" + python.replace(".", "")
+    for module in ("index", "imguard/apps/im_callback", "yaml/__init__"):
+        source = tmp_path / "im_callback" / f"{module}.py"
+        [pyc] = (source.parent / "__pycache__").glob(f"{source.stem}.{tag}.pyc")
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 1  # PEP 552: hash-based, unchecked
     # AND every compiled module is for Linux x86_64 and that Python
-    tag = "cpython-" + python.replace(".", "") + "-x86_64-linux-gnu.so"
+    tag = tag + "-x86_64-linux-gnu.so"
     binaries = [p.name for p in (tmp_path / "im_callback").rglob("*.so")]
     assert binaries and [name for name in binaries if ".cpython-" in name and tag not in name] == []
     # AND with no RULES_PATH, the function judges by the rules it carries (SCF's USER_CODE_ROOT)

@@ -393,3 +393,25 @@ def test_the_fake_checks_the_signed_payload_and_host(capsys, fake, env_file, bui
         refusals.append(answer["Response"].get("Error", {}).get("Code"))
 
     assert refusals == ["ResourceNotFound.Function", "AuthFailure.SignatureFailure", "AuthFailure.SignatureFailure"]
+
+
+def test_the_code_zip_carries_the_builds_bytecode_but_no_stray_cache(build):
+    import py_compile
+    import zipfile
+    from io import BytesIO
+
+    from imguard.deploy.package import package
+
+    # GIVEN a build the target interpreter compiled (unchecked hash), and a cache some other run left
+    folder = build / "im_callback"
+    py_compile.compile(str(folder / "index.py"), cfile=str(folder / "__pycache__" / "index.cpython-39.pyc"),
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    py_compile.compile(str(folder / "imguard" / "__init__.py"),
+                       cfile=str(folder / "imguard" / "__pycache__" / "__init__.cpython-311.pyc"),
+                       invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+
+    names = zipfile.ZipFile(BytesIO(package(build, "im_callback").data)).namelist()
+
+    assert "__pycache__/index.cpython-39.pyc" in names
+    assert "imguard/__pycache__/__init__.cpython-311.pyc" not in names
+    assert ".env" not in names

@@ -24,7 +24,8 @@ UNPACKED_LIMIT = 500 * 1000 * 1000
 # ZipFile's own documented caps (20 MB for UpdateFunctionCode, 50 MB for CreateFunction) are
 # larger, so the request cap is the one that bites.
 INLINE_LIMIT = 7 * 1024 * 1024
-# Never shipped, whatever the folder holds: caches, and above all a stray .env.
+# Never shipped, whatever the folder holds: caches (but the unchecked-hash bytecode make build compiles), and
+# above all a stray .env.
 SKIPPED_NAMES = ("__pycache__", ".env")
 SKIPPED_SUFFIXES = (".pyc",)
 # Fixed timestamp: the same folder gives the same bytes, hence the same sha256 and COS key.
@@ -63,9 +64,17 @@ def build_folder(build_dir: Path, app: str) -> Path:
     return folder
 
 
+def _built_bytecode(path: Path) -> bool:
+    """Bytecode `make build` made: unchecked-hash .pyc (flags 1), which is shipped; a timestamped one is a
+    stray local cache of whatever interpreter ran in the folder, which is not."""
+    with path.open("rb") as pyc:
+        header = pyc.read(8)
+    return len(header) == 8 and int.from_bytes(header[4:8], "little") == 1
+
+
 def package(build_dir: Path, app: str) -> CodePackage:
     folder = build_folder(build_dir, app)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _skipped(p.relative_to(folder)))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _skipped(p.relative_to(folder), p))
     buffer = io.BytesIO()
     unpacked = 0
     natives = set()
@@ -110,5 +119,7 @@ def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
 
 
-def _skipped(relative: Path) -> bool:
+def _skipped(relative: Path, path: Path) -> bool:
+    if relative.suffix == ".pyc" and relative.parent.name == "__pycache__" and ".env" not in relative.parts:
+        return not _built_bytecode(path)
     return any(part in SKIPPED_NAMES for part in relative.parts) or relative.suffix in SKIPPED_SUFFIXES

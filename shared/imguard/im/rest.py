@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-import requests
-
 from imguard.config import Settings
 from imguard.im.fields import APP_DEFINED
 from imguard.logs import clip
@@ -105,14 +103,18 @@ class ImRestClient:
         sdk_app_id: int,
         identifier: str,
         usersig: UserSigCache,
-        session: Optional[requests.Session] = None,
+        session: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._base = base_url.rstrip("/")
         self._sdk_app_id = sdk_app_id
         self._identifier = identifier
         self._usersig = usersig
+        # Imported here, not at module level: a function that never calls IM never pays for requests.
+        import requests
+
         self._session = session or requests.Session()
+        self._network_errors = requests.RequestException
         self._sleep = sleep
 
     @classmethod
@@ -227,7 +229,7 @@ class ImRestClient:
                 json=body,
                 timeout=(min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining)),
             )
-        except requests.RequestException as exc:
+        except self._network_errors as exc:
             return _RETRY, None, f"network: {type(exc).__name__}", {}
         if response.status_code != 200:
             return _RETRY, None, f"HTTP {response.status_code}", {}

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 import ahocorasick
 import re2
 import yaml
-from yaml.composer import ComposerError
 
 from imguard import logs
 from imguard.rules.normalize import Normalizer, Switches, switches_from
@@ -403,26 +402,23 @@ def _not_chinese(keyword: str) -> str:
     return "" if found else f"{keyword!r} has no Chinese character"
 
 
-class _RulesLoader(yaml.SafeLoader):
-    """safe_load, refusing aliases (``*name``).
+# libyaml's loader where the wheel has it (it always does on SCF): a 10,000-entry file loads in ~30 ms, not ~300.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    Each alias can repeat a whole subtree, so a few hundred bytes of nested aliases
-    (billion laughs) stand for billions of entries that parse() and error reprs would walk.
-    Bounding the expanded size would mean walking it; rules files are flat lists with no
-    use for aliases, so refusing the first one is both cheaper and simpler. Anchors alone
-    are harmless and still load.
-    """
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise ComposerError(None, None, "aliases (*name) are not allowed in rules files", mark)
-        return super().compose_node(parent, index)
+def _has_alias(text: str) -> bool:
+    """Whether the document uses an alias (``*name``). Each alias can repeat a whole subtree, so a few
+    hundred bytes of nested aliases (billion laughs) stand for billions of entries that parse() and error
+    reprs would walk. Rules files are flat lists with no use for aliases: the first one refuses the file,
+    found by libyaml's scanner before anything is composed. Anchors alone are harmless."""
+    return any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text, Loader=_Loader))
 
 
 def loads(text: str, version: str = "") -> RuleSet:
     try:
-        data = yaml.load(text, Loader=_RulesLoader)
+        if _has_alias(text):
+            raise RulesError("not valid YAML: aliases (*name) are not allowed in rules files")
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise RulesError(f"not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
