@@ -33,3 +33,10 @@ def test_ci_brings_the_cos_sdk_and_its_http_client_and_nothing_else():
                         "COS_SECRET_ID": "id", "COS_SECRET_KEY": "key"})
 
     assert modules == {"requests": True, "qcloud_cos": True, "sqlalchemy": False, "pypinyin": False}
+
+
+def test_an_audit_store_is_not_imported_before_the_first_answer(tmp_path):
+    # SQLAlchemy and the engine belong to the background writer, which starts with the first record.
+    modules = imported({"IM_SDKAPPID": "1400000000", "AUDIT_DSN": f"sqlite:///{tmp_path}/audit.db"})
+
+    assert modules["sqlalchemy"] is False

@@ -41,9 +41,41 @@ class _Ticket:
         self.done = threading.Event()
 
 
+class DeferredStore:
+    """The SQL store, built by the writer thread the first time it writes: SQLAlchemy, its dialects and
+    the engine cost a cold start about a third of a second, and no answer needs them."""
+
+    def __init__(self, dsn: str, store_content: bool):
+        self.store_content = store_content
+        self._dsn = dsn
+        self._store = None
+        self._lock = threading.Lock()
+
+    def _built(self):
+        with self._lock:
+            if self._store is None:
+                from imguard.audit.store import AuditStore
+
+                self._store = AuditStore(self._dsn, self.store_content)
+            return self._store
+
+    @property
+    def display_name(self) -> str:
+        return self._built().display_name
+
+    def write(self, records: List[AuditRecord]) -> None:
+        self._built().write(records)
+
+    @staticmethod
+    def unreachable(exc: BaseException) -> bool:
+        from imguard.audit.store import AuditStore
+
+        return AuditStore.unreachable(exc)
+
+
 class AuditTrail:
     def __init__(self, store=None, wait_ms: int = 100):
-        self._store = store  # an AuditStore, or None for log-only
+        self._store = store  # an AuditStore (or one DeferredStore builds), or None for log-only
         self._wait_s = wait_ms / 1000
         self._queue: Deque[_Ticket] = deque()
         self._queued_bytes = 0  # the tickets in _queue, not a batch out at the store (at most MAX_BATCH)
@@ -59,9 +91,7 @@ class AuditTrail:
     def from_settings(cls, audit: AuditSettings) -> "AuditTrail":
         if not audit.dsn:
             return cls()
-        from imguard.audit.store import AuditStore  # SQLAlchemy costs cold-start time; only import it when used
-
-        return cls(AuditStore(audit.dsn, audit.store_content), audit.wait_ms)
+        return cls(DeferredStore(audit.dsn, audit.store_content), audit.wait_ms)
 
     @property
     def queued(self) -> int:
