@@ -32,6 +32,12 @@ IMGUARD_VARIABLES = list(VARIABLES) + ["TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SE
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
+# The suite builds hundreds of handlers in one process; none is an SCF instance's first, whose start-up
+# would count from when this process imported imguard (tests/test_cold_start.py sets one explicitly).
+from imguard.apps import im_callback as _im_callback_app  # noqa: E402
+
+_im_callback_app._first_start_up.clear()
+
 
 def load_event(name: str) -> Dict[str, Any]:
     """A recorded event from tests/events/, e.g. ``load_event("im/c2c_before_text")``."""

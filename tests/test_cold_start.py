@@ -1,11 +1,13 @@
-"""What a new SCF instance imports before its first answer: nothing it does not need (issue #15, in part)."""
+"""A new SCF instance: it imports nothing its first answer does not need, and that answer counts the
+start-up against the deadline, since IM's 2 s began before it (issue #15)."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
 
 PROBE = """
 import json, sys
@@ -40,3 +42,45 @@ def test_an_audit_store_is_not_imported_before_the_first_answer(tmp_path):
     modules = imported({"IM_SDKAPPID": "1400000000", "AUDIT_DSN": f"sqlite:///{tmp_path}/audit.db"})
 
     assert modules["sqlalchemy"] is False
+
+
+def test_the_first_answer_counts_the_start_up_against_the_deadline(make_function, fake_ci, capsys):
+    # GIVEN an instance whose start-up took 0.9 s, and CI hanging
+    handler = make_function(DEADLINE_MS="1500")
+    app = handler.__globals__["_app"]
+    now = time.monotonic()
+    app.started_up(now - 0.9, now)
+    fake_ci.text_delay_s = 3.0
+    event = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
+
+    # WHEN IM's callback, which has been waiting all along, reaches it
+    began = time.monotonic()
+    first = answer_of(handler(event, scf_context()))
+    first_took = time.monotonic() - began
+
+    # THEN the answer leaves within DEADLINE_MS of when the start-up began (generous margin), by FAIL_MODE,
+    # and its log line says how long the start-up took
+    assert first["ErrorCode"] == 0
+    assert 0.9 + first_took < 1.5 + 0.3
+    [line] = [l for l in log_lines(capsys) if l["event"] == "callback.moderated"]
+    assert line["degraded"] == "timeout" and 900 <= line["cold_start_ms"] < 1200
+
+
+def test_only_the_first_call_counts_it_and_never_below_the_floor(make_function, fake_ci, capsys):
+    from imguard.apps.im_callback import COLD_FLOOR_S
+
+    handler = make_function(DEADLINE_MS="300")
+    app = handler.__globals__["_app"]
+    now = time.monotonic()
+    app.started_up(now - 5.0, now)  # a start-up longer than the whole deadline
+    fake_ci.text_delay_s = 3.0
+    event = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
+
+    began = time.monotonic()
+    handler(event, scf_context())
+    first_took = time.monotonic() - began
+    handler(event, scf_context())
+
+    assert COLD_FLOOR_S - 0.05 <= first_took < COLD_FLOOR_S + 0.4  # the floor, not zero
+    first, second = [l for l in log_lines(capsys) if l["event"] == "callback.moderated"]
+    assert "cold_start_ms" in first and "cold_start_ms" not in second

@@ -22,11 +22,14 @@ class Call:
     started: float  # time.monotonic() when the request arrived
     deadline: float  # time.monotonic() by which IM's answer must leave
     time_limit: float  # time.monotonic() by which all work must end: SCF kills the invocation soon after
+    cold_start_ms: Optional[float] = None  # an instance's first call: how long IM had already waited on its start
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
 
     def audit(self, event: str, scene: str, action: str, **fields: Any) -> AuditRecord:
+        if self.cold_start_ms is not None:
+            fields["details"] = dict(fields.get("details") or {}, cold_start_ms=self.cold_start_ms)
         return AuditRecord(event=event, request_id=self.request_id, function="im_callback", command=self.command,
                            scene=scene, action=action, latency_ms=self.elapsed_ms(), **fields)
 
