@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
 	$(BIN)/python bench/bench_callback.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_profile.py
+	$(BIN)/python bench/bench_cold_start.py
 
 # RULES: the rules file the functions carry (default rules.yaml; RULES=none for none). The build is
 # started on SCF_PYTHON itself (pyenv's) before it is called done.
