@@ -35,7 +35,8 @@ $(NODE_STAMP): package.json package-lock.json
 test: $(STAMP) compat $(if $(NPM),$(NODE_STAMP))
 	$(BIN)/python -m pytest
 
-# Prints the figures README quotes; about two minutes (LOAD_SECONDS=60 of it is the HTTP load run, ~10 s the memory floods).
+# Prints the figures README quotes; about five minutes (LOAD_SECONDS=60 of it the HTTP load run, ~3 min the
+# cold starts on the built folder under Python 3.9 and 3.10).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
 	$(BIN)/python bench/bench_callback.py
