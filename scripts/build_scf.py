@@ -166,8 +166,16 @@ def _remove_junk(folder: Path) -> None:
 # -- the folders -----------------------------------------------------------------------------------
 
 
-def rules_to_bundle(choice: str) -> Optional[Path]:
-    """The operator's rules file, or None for ``none``. Never the example by default."""
+def rules_to_bundle(choice: Optional[str]) -> Optional[Path]:
+    """The operator's rules file, or None for ``none``. Never the example by default: with no choice
+    made and no rules.yaml, the functions carry no local rules, and the build says so loudly."""
+    if choice is None:
+        if not (ROOT / BUNDLED_RULES).is_file():
+            loud(f"NO LOCAL RULES BUNDLED: there is no {BUNDLED_RULES}. The functions will judge with CI (and "
+                 f"RULES_URL) alone.\nTo bundle rules: cp rules.example.yaml {BUNDLED_RULES}, edit it, build again "
+                 f"(or RULES=path/to/rules.yaml; RULES=none says no rules on purpose).")
+            return None
+        choice = BUNDLED_RULES
     if choice == "none":
         return None
     path = Path(choice) if Path(choice).is_absolute() else ROOT / choice
@@ -290,8 +298,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=os.environ.get("SCF_PYTHON") or "3.9", help="SCF runtime (default 3.9)")
     parser.add_argument("--out", type=Path, default=ROOT / "build")
-    parser.add_argument("--rules", default=os.environ.get("RULES") or BUNDLED_RULES,
-                        help="rules file to bundle (default rules.yaml), or none")
+    parser.add_argument("--rules", default=os.environ.get("RULES") or None,
+                        help="rules file to bundle (default rules.yaml when there is one), or none")
     parser.add_argument("--layer", action="store_true", help="dependencies in one layer zip, functions code-only")
     parser.add_argument("--native", action="store_true", help="for this interpreter instead of SCF's")
     args = parser.parse_args(argv)
@@ -313,7 +321,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_requires_python(deps, python)
         folders = {name: build_function(name, args.out, None if args.layer else deps, rules) for name in FUNCTIONS}
         for folder in folders.values():
-            print(f"built {folder} ({_size_mb(folder):.1f} MB)" + (f", rules: {args.rules}" if rules else ""))
+            print(f"built {folder} ({_size_mb(folder):.1f} MB), rules: {rules.name if rules else 'none'}")
         if args.layer:
             archive = args.out / "layer" / f"imguard-deps-{tag}.zip"
             zip_folder(deps, archive)

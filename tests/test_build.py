@@ -153,12 +153,21 @@ def test_the_scf_build_starts_on_its_target_python_with_the_bundled_rules(tmp_pa
     assert json.loads(result["answers"][0]["body"])["ErrorCode"] == 1
 
 
-def test_a_build_without_a_rules_choice_stops_and_says_what_to_do(tmp_path):
+def test_a_rules_file_that_is_not_there_stops_the_build_and_says_what_to_do(tmp_path):
     built = subprocess.run([*BUILD, "--rules", str(tmp_path / "rules.yaml"), "--out", str(tmp_path)],
                            capture_output=True, text=True)
 
     assert built.returncode == 1
     assert "cp rules.example.yaml rules.yaml" in built.stderr and "RULES=none" in built.stderr
+
+
+def test_without_a_rules_yaml_the_build_ships_no_rules_and_says_so_loudly(tmp_path, monkeypatch, capsys):
+    # GIVEN a checkout with no rules.yaml (the operator makes one; the example is never taken silently)
+    monkeypatch.setattr(build_scf, "ROOT", tmp_path)
+
+    assert build_scf.rules_to_bundle(None) is None
+    warning = capsys.readouterr().err
+    assert "NO LOCAL RULES BUNDLED" in warning and "cp rules.example.yaml rules.yaml" in warning
 
 
 def test_a_bundled_distribution_the_target_cannot_run_fails_the_build_by_name(tmp_path):
