@@ -34,6 +34,12 @@ def text(value: Any) -> str:
     return ""
 
 
+def mappings(value: Any) -> Tuple[Mapping[str, Any], ...]:
+    """The objects of a list field (FriendItem, MsgList, GroupInfo, ...); anything else in it, or a field
+    that is not a list, is nothing."""
+    return tuple(item for item in value if isinstance(item, Mapping)) if isinstance(value, list) else ()
+
+
 def integer(value: Any) -> Optional[int]:
     """An integer field; IM sometimes sends numbers as strings (EventTime)."""
     if isinstance(value, bool):
@@ -64,8 +70,6 @@ class MessageCallback:
 
     @classmethod
     def from_body(cls, command: str, body: Mapping[str, Any]) -> "MessageCallback":
-        raw_elements = body.get("MsgBody")
-        elements = tuple(e for e in raw_elements if isinstance(e, Mapping)) if isinstance(raw_elements, list) else ()
         scene = "group" if command.startswith("Group.") else "c2c"
         return cls(
             command=command,
@@ -76,7 +80,7 @@ class MessageCallback:
             topic_id=text(body.get("TopicId")),
             msg_key=text(body.get("MsgKey")),
             msg_seq=integer(body.get("MsgSeq")),
-            msg_body=elements,
+            msg_body=mappings(body.get("MsgBody")),
         )
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Tuple
 
-from imguard.im.callbacks import text
+from imguard.im.callbacks import mappings, text
 from imguard.im.messages import MessageContent, TextPiece
 
 GROUP_TEXT_FIELDS = ("Name", "Introduction", "Notification")
@@ -45,13 +45,9 @@ def _fields(body: Mapping[str, Any], names: Iterable[str]) -> Tuple[TextField, .
     return tuple(TextField(name, body[name]) for name in names if isinstance(body.get(name), str) and body[name].strip())
 
 
-def _list(value: Any) -> Tuple[Mapping[str, Any], ...]:
-    return tuple(item for item in value if isinstance(item, Mapping)) if isinstance(value, list) else ()
-
-
 def _custom_fields(body: Mapping[str, Any]) -> Tuple[TextField, ...]:
     """Custom group fields' values: UserDefinedDataList (callbacks) or AppDefinedData (where IM sends it)."""
-    items = _list(body.get("UserDefinedDataList")) + _list(body.get("AppDefinedData"))
+    items = mappings(body.get("UserDefinedDataList")) + mappings(body.get("AppDefinedData"))
     return tuple(TextField(APP_DEFINED + text(item.get("Key")), item["Value"]) for item in items
                  if isinstance(item.get("Value"), str) and item["Value"].strip())
 
@@ -77,7 +73,7 @@ class FriendAddCallback:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "FriendAddCallback":
-        items = _list(body.get("FriendItem"))[:MAX_FRIEND_ITEMS]
+        items = mappings(body.get("FriendItem"))[:MAX_FRIEND_ITEMS]
         return cls(
             sender=text(body.get("From_Account")),
             requester=text(body.get("Requester_Account")),
@@ -119,7 +115,7 @@ class ProfileCallback:
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "ProfileCallback":
         fields = []
-        for item in _list(body.get("ProfileItem")):
+        for item in mappings(body.get("ProfileItem")):
             tag, value = text(item.get("Tag")), item.get("Value")
             is_text_tag = tag in PROFILE_TEXT_TAGS or tag.startswith(PROFILE_CUSTOM_PREFIX)
             if is_text_tag and isinstance(value, str) and value.strip():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from imguard.config import Settings
+from imguard.im.callbacks import mappings
 from imguard.im.fields import APP_DEFINED
 from imguard.logs import clip
 from imguard.im.usersig import UserSigCache
@@ -86,8 +87,8 @@ def _recall_outcome(msg_seq: int) -> Callable[[Mapping[str, Any]], Tuple[str, An
             return _classify(code, 10030), code
         # ErrorCode 0 only says the request was read: the RetCode of the MsgSeq we asked for is the
         # answer, and without one nothing is known to be recalled.
-        for item in answer.get("RecallRetList") or []:
-            if isinstance(item, Mapping) and item.get("MsgSeq") == msg_seq and isinstance(item.get("RetCode"), int):
+        for item in mappings(answer.get("RecallRetList")):
+            if item.get("MsgSeq") == msg_seq and isinstance(item.get("RetCode"), int):
                 return _classify(item["RetCode"], 10030), item["RetCode"]
         return FAILED, None
 
@@ -247,24 +248,24 @@ class ImRestClient:
 def profile_values(answer: Mapping[str, Any], account: str) -> Optional[Dict[str, Any]]:
     """Tag → value of ``account`` in a portrait_get answer; None when IM did not return that user
     (the top level says OK even when a user failed: each has its own ResultCode)."""
-    for item in answer.get("UserProfileItem") or []:
-        if isinstance(item, Mapping) and item.get("To_Account") == account and item.get("ResultCode") == 0:
-            return {p.get("Tag"): p.get("Value") for p in item.get("ProfileItem") or [] if isinstance(p, Mapping)}
+    for item in mappings(answer.get("UserProfileItem")):
+        if item.get("To_Account") == account and item.get("ResultCode") == 0:
+            return {p.get("Tag"): p.get("Value") for p in mappings(item.get("ProfileItem"))}
     return None
 
 
 def member_card_values(answer: Mapping[str, Any], member: str) -> Optional[Dict[str, Any]]:
     """The member's fields in a get_group_member_info answer; None when IM did not list the member."""
-    for item in answer.get("MemberList") or []:
-        if isinstance(item, Mapping) and item.get("Member_Account") == member:
+    for item in mappings(answer.get("MemberList")):
+        if item.get("Member_Account") == member:
             return dict(item)
     return None
 
 
 def topic_values(answer: Mapping[str, Any], topic_id: str) -> Optional[Dict[str, Any]]:
     """The topic's fields (named as the callbacks name them) in a get_topic answer; None when missing."""
-    for item in answer.get("TopicAndSelfInfo") or []:
-        info = item.get("TopicInfo") if isinstance(item, Mapping) and item.get("ErrorCode") == 0 else None
+    for item in mappings(answer.get("TopicAndSelfInfo")):
+        info = item.get("TopicInfo") if item.get("ErrorCode") == 0 else None
         if isinstance(info, Mapping) and info.get("TopicId") == topic_id:
             return {_CALLBACK_NAMES.get(k, k): v for k, v in info.items()}
     return None
@@ -273,11 +274,10 @@ def topic_values(answer: Mapping[str, Any], topic_id: str) -> Optional[Dict[str,
 def group_values(answer: Mapping[str, Any], group_id: str) -> Optional[Dict[str, Any]]:
     """The group's fields in a get_group_info answer; None when IM did not return it
     (the top-level ErrorCode means nothing here: each group has its own)."""
-    for item in answer.get("GroupInfo") or []:
-        if isinstance(item, Mapping) and item.get("GroupId") == group_id and item.get("ErrorCode") == 0:
+    for item in mappings(answer.get("GroupInfo")):
+        if item.get("GroupId") == group_id and item.get("ErrorCode") == 0:
             values = dict(item)
-            for custom in item.get("AppDefinedData") or []:
-                if isinstance(custom, Mapping):
-                    values[APP_DEFINED + str(custom.get("Key"))] = custom.get("Value")
+            for custom in mappings(item.get("AppDefinedData")):
+                values[APP_DEFINED + str(custom.get("Key"))] = custom.get("Value")
             return values
     return None

@@ -9,9 +9,9 @@ file CI reviewed. Anything short of that withdraws nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
-from imguard.im.callbacks import integer, text
+from imguard.im.callbacks import integer, mappings, text
 from imguard.im.messages import extract
 from imguard.im.rest import READ, TRANSIENT_CODES, USERSIG_CODES, ImRestClient, RestResult
 from imguard.review.jobref import JobRef, media_digest
@@ -59,7 +59,7 @@ def _confirm_c2c(im: ImRestClient, ref: JobRef, deadline: float) -> Confirmation
         if failure is not None:
             return failure
         page = result.answer
-        for message in _mappings(page.get("MsgList")):
+        for message in mappings(page.get("MsgList")):
             if text(message.get("MsgKey")) == ref.msg_key:
                 return _judge_c2c(message, ref)
         last_key, last_time = text(page.get("LastMsgKey")), integer(page.get("LastMsgTime"))
@@ -83,7 +83,7 @@ def _confirm_group(im: ImRestClient, ref: JobRef, deadline: float) -> Confirmati
     failure = _read_failure(result, "group history")
     if failure is not None:
         return failure
-    for message in _mappings(result.answer.get("RspMsgList")):
+    for message in mappings(result.answer.get("RspMsgList")):
         if integer(message.get("MsgSeq")) != ref.msg_seq:
             continue
         if text(message.get("From_Account")) != ref.sender:
@@ -98,8 +98,7 @@ def _confirm_group(im: ImRestClient, ref: JobRef, deadline: float) -> Confirmati
 
 
 def _carries_media(msg_body: Any, ref: JobRef) -> Confirmation:
-    elements = [e for e in msg_body if isinstance(e, Mapping)] if isinstance(msg_body, list) else []
-    if any(media_digest(item.url) == ref.media for item in extract(elements).media):
+    if any(media_digest(item.url) == ref.media for item in extract(mappings(msg_body)).media):
         return Confirmation(CONFIRMED)
     return Confirmation(UNCONFIRMED, "IM's message does not carry the reviewed file")
 
@@ -113,7 +112,3 @@ def _read_failure(result: RestResult, what: str) -> Optional[Confirmation]:
         return Confirmation(UNAVAILABLE, f"could not read {what}: {result.detail}", code)
     # IM answered, and said no: no such group, a type that keeps no history, ...
     return Confirmation(UNCONFIRMED, f"IM refused to show {what}: {result.detail}", code)
-
-
-def _mappings(value: Any) -> Iterable[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []

@@ -364,9 +364,8 @@ class KeywordView:
         """Original [start, end) of keyword-view bytes [start, end), whole runs included: a hit on
         the collapsed 傻逼 in 傻逼逼逼 covers all of it."""
         first, last = self._char(start), self._char(end - 1)
-        last_char = self._original(last) if not self.runs else \
-            self._base.original(self._noise_chars.before(self._repeats.before(last) + self.runs[last] - 1))
-        return self._original(first), last_char + 1
+        run_end = self._repeats.before(last) + (self.runs[last] - 1 if self.runs else 0)
+        return self._original(first), self._base.original(self._noise_chars.before(run_end)) + 1
 
     def runs_cover(self, start: int, end: int, wanted: Tuple[int, ...]) -> bool:
         """With collapse_repeats: does the text repeat each character of the hit at least as often as
