@@ -11,16 +11,18 @@ is started in a fresh interpreter ``python -I -S -B``, only the folder first on 
     CI on          COS_* and CI_DOMAIN at a fake CI on 127.0.0.1 that accepts and never answers;
                    DEADLINE_MS left at its default (1500)
     CI + SQL       the same, and AUDIT_DSN=sqlite:///<tmp>/audit.db (a new file each run)
-    CI + SQL + 10k the same, and RULES_PATH at a 10,000-entry rules file (9,800 keywords +
-                   200 regexes: bench_rules.py's lexicon)
+    CI + SQL + 10k the same, from a second build bundling a 10,000-entry rules file (9,800 keywords
+                   + 200 regexes: bench_rules.py's lexicon), which make build compiled
+    ... from RULES_PATH the same 10,000 entries read from outside the code folder: parsed and
+                   compiled by the instance itself
 
 Each start reports: import ms (``import index``), first-answer ms (from the start of that import
 to main_handler's answer to a recorded C2C text callback, signed as IM signs it), VmRSS after the
 answer, and ``import index`` ÷ ``import requests`` alone (same interpreter, same folder, same
 flags). Every row is the median of RUNS starts, the worst in brackets; the configurations take
 turns run by run, so a slow moment of the machine spreads over all rows instead of landing on one.
-Then, once (the first target found), the same starts on a copy of the folder without
-``__pycache__``: what the shipped bytecode saves (SCF sets PYTHONDONTWRITEBYTECODE, so an instance
+Then, once (the first target found), the same starts on copies of the folders without
+``__pycache__`` and ``rules.yaml.compiled``: what the build saves (SCF sets PYTHONDONTWRITEBYTECODE, so an instance
 without it compiles everything it imports, every time).
 
     python bench/bench_cold_start.py        # about three minutes on 2 cores (the CI rows wait 1.5 s each)
@@ -125,15 +127,20 @@ class HangingCI:
             connection.close()
 
 
-def configurations(ci_port: int, rules_10k: Path) -> List[Tuple[str, Dict[str, str]]]:
+# Each configuration: its label, its variables, and which build it starts (the example rules bundled, or 10k).
+Config = Tuple[str, Dict[str, str], str]
+
+
+def configurations(ci_port: int, rules_10k: Path) -> List[Config]:
     ci = {"COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou", "COS_SECRET_ID": "AKIDbench",
           "COS_SECRET_KEY": "bench-secret", "CI_DOMAIN": f"127.0.0.1:{ci_port}", "CI_SCHEME": "http"}
     sql = {**ci, "AUDIT_DSN": "sqlite:///{run}/audit.db"}  # {run}: a fresh folder per start, filled in below
     return [
-        ("no CI (bundled rules.yaml)", {}),
-        ("CI on, CI hanging", ci),
-        ("CI + SQL audit store", sql),
-        ("CI + SQL + 10,000 rules", {**sql, "RULES_PATH": str(rules_10k)}),
+        ("no CI (bundled rules.yaml)", {}, "example"),
+        ("CI on, CI hanging", ci, "example"),
+        ("CI + SQL audit store", sql, "example"),
+        ("CI + SQL + 10,000 rules bundled", sql, "10k"),
+        ("... the 10,000 from RULES_PATH", {**sql, "RULES_PATH": str(rules_10k)}, "example"),
     ]
 
 
@@ -171,11 +178,11 @@ def c2c_text_event() -> Tuple[dict, dict]:
     raise SystemExit("no text-only C2C event in tests/events/im")
 
 
-def build(python: str, out: Path) -> Optional[str]:
-    """Build for ``python`` into ``out``; None, or why the build cannot be measured."""
+def build(python: str, out: Path, rules: Path) -> Optional[str]:
+    """Build for ``python`` into ``out`` bundling ``rules``; None, or why the build cannot be measured."""
     process = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build_scf.py"), "--python", python,
-         "--rules", "rules.example.yaml", "--out", str(out)],
+         "--rules", str(rules), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True)
     if process.returncode != 0 or "checked im_callback" not in process.stdout:
         return f"build for {python} failed:\n{(process.stdout + process.stderr)[-2000:]}"
@@ -213,15 +220,15 @@ def start(python_bin: str, folder: Path, module: str, env: Dict[str, str], scrat
     return result
 
 
-def measure(python_bin: str, folder: Path, configs: Sequence[Tuple[str, Dict[str, str]]],
+def measure(python_bin: str, folders: Dict[str, Path], configs: Sequence[Config],
             scratch: Path) -> Tuple[List[dict], List[List[dict]]]:
     """RUNS starts of ``import requests`` and of each configuration, taking turns."""
     baseline: List[dict] = []
     rows: List[List[dict]] = [[] for _ in configs]
     for _ in range(RUNS):
-        baseline.append(start(python_bin, folder, "requests", {}, scratch))
-        for i, (label, env) in enumerate(configs):
-            result = start(python_bin, folder, "index", env, scratch)
+        baseline.append(start(python_bin, folders["example"], "requests", {}, scratch))
+        for i, (label, env, build_of) in enumerate(configs):
+            result = start(python_bin, folders[build_of], "index", env, scratch)
             if "COS_BUCKET" in env and result["moderated"].get("degraded") != "timeout":
                 # A fake CI that refused or answered would measure the wrong thing entirely.
                 raise RuntimeError(f"{label}: expected a CI timeout, got {result['moderated']}")
@@ -233,7 +240,7 @@ def cell(values: Sequence[float], digits: int = 0) -> str:
     return f"{statistics.median(values):,.{digits}f} [{max(values):,.{digits}f}]"
 
 
-def table(title: str, configs: Sequence[Tuple[str, Dict[str, str]]], baseline: List[dict],
+def table(title: str, configs: Sequence[Config], baseline: List[dict],
           rows: List[List[dict]]) -> Tuple[str, bool]:
     """The markdown table and its notes; and whether every first answer with CI hanging beat IM's 2 s."""
     requests_ms = statistics.median(r["import_ms"] for r in baseline)
@@ -241,7 +248,7 @@ def table(title: str, configs: Sequence[Tuple[str, Dict[str, str]]], baseline: L
              "| configuration | import ms | first answer ms | RSS MiB | import ÷ requests |",
              "|---|---:|---:|---:|---:|"]
     over, cold_logged = [], []
-    for (label, env), results in zip(configs, rows):
+    for (label, env, _), results in zip(configs, rows):
         imports = [r["import_ms"] for r in results]
         answers = [r["answer_ms"] for r in results]
         if "COS_BUCKET" in env and max(answers) >= IM_LIMIT_MS:
@@ -259,8 +266,8 @@ def table(title: str, configs: Sequence[Tuple[str, Dict[str, str]]], baseline: L
               f"(spawn to the probe's first line): {cell([r['interpreter_ms'] for r in everything])} ms."]
     if cold_logged:  # the instance's own account of its start (imguard's import to the first call)
         lines.append("`cold_start_ms` in the first answer's log line: " + "; ".join(cold_logged) + ".")
-    for (label, env), results in zip(configs, rows):
-        if "AUDIT_DSN" in env:
+    for (label, env, _), results in zip(configs, rows):
+        if "AUDIT_DSN" in env and label == "CI + SQL audit store":
             early = sum(r["sqlalchemy"] for r in results)
             settled = [r["settled_kb"] / MIB for r in results if "settled_kb" in r]
             lines.append(f"{label}: SQLAlchemy imported by `import index` in {early} of {len(results)} starts (the audit "
@@ -290,23 +297,28 @@ def main() -> int:
         source = write_10k_rules(rules_10k)
         configs = configurations(ci.port, rules_10k)
         print(f"10,000-entry rules file: {source}.\n", flush=True)
-        folders = {}
+        builds: Dict[str, Dict[str, Path]] = {}
         all_in_time = True
         for version, python_bin in targets:
-            failure = build(version, scratch / f"py{version.replace('.', '')}")
+            tag = f"py{version.replace('.', '')}"
+            failure = (build(version, scratch / tag, ROOT / "rules.example.yaml")
+                       or build(version, scratch / f"{tag}-10k", rules_10k))
             if failure:
                 print(f"Python {version}: skipped, {failure}\n", flush=True)
                 continue
-            folder = folders[version] = scratch / f"py{version.replace('.', '')}" / "im_callback"
-            text, in_time = table(f"Python {version} ({python_bin}), built folder with its bytecode", configs,
-                                  *measure(python_bin, folder, configs, scratch))
+            folders = builds[version] = {"example": scratch / tag / "im_callback",
+                                         "10k": scratch / f"{tag}-10k" / "im_callback"}
+            text, in_time = table(f"Python {version} ({python_bin}), built folders with their bytecode and compiled "
+                                  f"rules", configs, *measure(python_bin, folders, configs, scratch))
             print(text + "\n", flush=True)
             all_in_time &= in_time
-        if folders:
-            version, python_bin = next((v, b) for v, b in targets if v in folders)
-            bare = scratch / "no-bytecode" / "im_callback"
-            shutil.copytree(folders[version], bare, ignore=shutil.ignore_patterns("__pycache__"))
-            text, in_time = table(f"Python {version}, the same folder WITHOUT its bytecode (__pycache__ deleted)",
+        if builds:
+            version, python_bin = next((v, b) for v, b in targets if v in builds)
+            bare = {}
+            for name, folder in builds[version].items():
+                bare[name] = scratch / f"bare-{name}" / "im_callback"
+                shutil.copytree(folder, bare[name], ignore=shutil.ignore_patterns("__pycache__", "*.compiled"))
+            text, in_time = table(f"Python {version}, the same folders WITHOUT their bytecode and compiled rules",
                                   configs, *measure(python_bin, bare, configs, scratch))
             print(text + "\n")
             all_in_time &= in_time

@@ -204,7 +204,7 @@ def build_function(name: str, out: Path, deps: Optional[Path], rules: Optional[P
     shutil.copy2(ROOT / "functions" / name / "index.py", folder / "index.py")
     # The deploy tooling runs on the operator's machine, never in the function.
     shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK, "deploy"))
-    if rules is not None:
+    if rules is not None and name == "im_callback":  # audio_result judges nothing itself
         shutil.copy2(rules, folder / BUNDLED_RULES)
     return folder
 
@@ -265,7 +265,9 @@ def run_on_target(python_bin: str, folders: List[Path], env: Dict[str, str],
     marker = [line for line in process.stdout.splitlines() if line.startswith("PROBE ")]
     if process.returncode != 0 or not marker:
         raise BuildError(f"{folders[0].name} does not start on {python_bin}:\n{process.stderr[-2500:]}")
-    return json.loads(marker[-1][len("PROBE "):])
+    result = json.loads(marker[-1][len("PROBE "):])
+    result["logs"] = [json.loads(line) for line in process.stdout.splitlines() if line.startswith('{"event":')]
+    return result
 
 
 def check_folder(python_bin: str, name: str, folders: List[Path]) -> str:
@@ -277,6 +279,12 @@ def check_folder(python_bin: str, name: str, folders: List[Path]) -> str:
             raise BuildError(f"{name} on Python {result['python']} answered {answer}")
         if name == "im_callback" and not isinstance(body.get("ErrorCode"), int):
             raise BuildError(f"{name} on Python {result['python']} gave IM no ErrorCode: {body}")
+    loaded = [line for line in result["logs"] if line["event"] == "rules.loaded"]
+    if (folders[0] / BUNDLED_RULES).is_file():
+        if not (loaded and loaded[0].get("compiled")):
+            raise BuildError(f"{name} on Python {result['python']} parsed {BUNDLED_RULES} instead of loading what the "
+                             f"build compiled: {loaded or 'no rules.loaded line'}")
+        return f"{name}: {len(result['answers'])} recorded event(s) answered on Python {result['python']}, compiled rules"
     return f"{name}: {len(result['answers'])} recorded event(s) answered on Python {result['python']}"
 
 
@@ -287,6 +295,21 @@ def compile_bytecode(python_bin: str, folders: List[Path]) -> None:
     for folder in folders:
         subprocess.run([python_bin, "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
                         "unchecked-hash", str(folder)], check=True, capture_output=True)
+
+
+def compile_rules(python_bin: str, folders: List[Path], deps: Optional[Path]) -> List[Path]:
+    """The bundled rules compiled once, by the target interpreter inside the built folder (imguard.rules.compiled),
+    so that a new instance loads them instead of parsing and compiling them again."""
+    written = []
+    for folder in folders:
+        if (folder / BUNDLED_RULES).is_file():
+            paths = [str(folder)] + ([str(deps)] if deps else [])
+            subprocess.run([python_bin, "-I", "-S", "-B", "-c",
+                            "import sys; from pathlib import Path; sys.path[:0] = sys.argv[2:]; "
+                            "from imguard.rules.compiled import write; write(Path(sys.argv[1]))",
+                            str(folder / BUNDLED_RULES), *paths], check=True, capture_output=True, env={"LANG": "C.UTF-8"})
+            written.append(folder)
+    return written
 
 
 def loud(message: str) -> None:
@@ -330,10 +353,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         python_bin = sys.executable if args.native else find_python(python)
         if python_bin is None:
             loud(f"NOT CHECKED, NO BYTECODE: no Python {python} on this machine, so the build was neither compiled\n"
-                 f"nor started on its target. Install it (pyenv install {python}) or point SCF_PYTHON_BIN at one.")
+                 f"(bytecode, bundled rules) nor started on its target. Install it (pyenv install {python}) or point SCF_PYTHON_BIN at one.")
             return 0
         compile_bytecode(python_bin, list(folders.values()) + ([deps] if args.layer else []))
         print(f"compiled bytecode with {python_bin} (unchecked-hash .pyc)")
+        if compile_rules(python_bin, list(folders.values()), deps if args.layer else None):
+            print(f"compiled the bundled rules with {python_bin} ({BUNDLED_RULES}.compiled)")
         for name, folder in folders.items():
             print("checked " + check_folder(python_bin, name, [folder] + ([deps] if args.layer else [])))
     except BuildError as exc:

@@ -46,6 +46,15 @@ def post_result(handler: Callable, body: Dict[str, Any], time_limit_ms: int = 30
     return handler(event, {"request_id": "ci-cb", "time_limit_in_ms": time_limit_ms})
 
 
+def submissions(ci: FakeCI, kind: str, count: int = 1, timeout: float = 5.0) -> list:
+    """CI's ``kind`` submissions once ``count`` have arrived: they finish after the answer (the answer
+    waits for them only so long), and an instance's first one also loads the COS SDK."""
+    end = time.monotonic() + timeout
+    while len(ci.calls_of(kind)) < count and time.monotonic() < end:
+        time.sleep(0.02)
+    return ci.calls_of(kind)
+
+
 def job_for(ci: FakeCI, url: str, timeout: float = 5.0) -> str:
     """The JobId CI gave the review of ``url``; submissions finish after the answer, so wait for it."""
     end = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import pytest
 
 from imguard.review.jobref import JobRef, media_digest
 from tests.conftest import JOB_SIGNING_KEY, answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event
-from tests.flows import SOUND_URL, VIDEO_URL, group_video, job_for, post_result, send_c2c, send_group
+from tests.flows import SOUND_URL, VIDEO_URL, group_video, job_for, post_result, send_c2c, send_group, submissions
 
 
 def send(handler, event_name, im=None, **body_changes):
@@ -24,7 +24,7 @@ def test_c2c_sound_violation_is_withdrawn_end_to_end(im_callback, audio_result, 
 
     # WHEN the sound message is sent: it is allowed at once, handed to CI, and delivered by IM
     assert send(im_callback, "im/c2c_before_sound", fake_im)["ErrorCode"] == 0
-    [submit] = fake_ci.calls_of("audio")
+    [submit] = submissions(fake_ci, "audio")
     assert submit.fields["Input/Url"] == SOUND_URL
     assert submit.fields["Conf/Callback"] == "https://imguard.example.com/audio_result"
     assert submit.fields["Conf/CallbackVersion"] == "Detail"
@@ -57,7 +57,7 @@ def test_group_video_is_submitted_after_send_and_recalled_by_msgseq(im_callback,
 
     # WHEN IM delivers it and the after-send callback arrives, then CI's verdict
     assert send_group(im_callback, after, fake_im)["ErrorCode"] == 0
-    [submit] = fake_ci.calls_of("video")
+    [submit] = submissions(fake_ci, "video")
     assert submit.fields["Conf/DetectContent"] == "1"
     response = post_result(audio_result(), fake_ci.detail_callback(job_for(fake_ci, VIDEO_URL)))
 
@@ -80,7 +80,7 @@ def test_relay_media_is_reviewed_too(im_callback, fake_ci):
 
     assert send(im_callback, "im/c2c_before_relay", MsgBody=relay["MsgBody"])["ErrorCode"] == 0
 
-    assert [c.fields["Input/Url"] for c in fake_ci.calls_of("audio")] == [SOUND_URL]
+    assert [c.fields["Input/Url"] for c in submissions(fake_ci, "audio")] == [SOUND_URL]
 
 
 @pytest.mark.parametrize("file_review, name, expected", [(False, "talk.mp3", []), (True, "talk.mp3", ["audio"]),
@@ -91,6 +91,8 @@ def test_files_are_reviewed_only_when_enabled_and_reviewable(make_function, revi
     body["MsgBody"][0]["MsgContent"]["FileName"] = name
 
     send(handler, "im/c2c_before_file", MsgBody=body["MsgBody"])
+    for kind in expected:
+        submissions(fake_ci, kind)
 
     assert [c.kind for c in fake_ci.calls if c.kind in ("audio", "video")] == expected
 

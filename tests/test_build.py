@@ -145,6 +145,7 @@ def test_the_scf_build_starts_on_its_target_python_with_the_bundled_rules(tmp_pa
     # AND with no RULES_PATH, the function judges by the rules it carries (SCF's USER_CODE_ROOT)
     folder = tmp_path / "im_callback"
     assert (folder / "rules.yaml").read_text() == (ROOT / "rules.example.yaml").read_text()
+    assert f"compiled the bundled rules with {python_bin}" in built.stdout  # by the target: its pickle, its automaton
     body = dict(load_event("im/c2c_before_text"), MsgBody=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": "你个傻逼"}}])
     [(event, context)] = [pair for pair in build_scf.recorded_events("im_callback")
                           if json.loads(pair[0]["body"]).get("CallbackCommand") == "C2C.CallbackBeforeSendMsg"][:1]

@@ -9,17 +9,24 @@ import time
 
 from tests.conftest import ROOT, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
 
+# Imports index.py, then answers the event on stdin if there is one; prints what is imported by then.
 PROBE = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import index
+raw = sys.stdin.read()
+if raw:
+    print(json.dumps(index.main_handler(*json.loads(raw))))
 print(json.dumps({name: name in sys.modules for name in ("requests", "qcloud_cos", "sqlalchemy", "pypinyin")}))
 """
+CI = {"COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou", "COS_SECRET_ID": "id", "COS_SECRET_KEY": "key",
+      "CI_SCHEME": "http", "CI_DOMAIN": "127.0.0.1:9"}  # the discard port: refused at once
 
 
-def imported(env):
+def imported(env, event=None):
     process = subprocess.run([sys.executable, "-I", "-c", PROBE, str(ROOT / "shared"), str(ROOT / "functions" / "im_callback")],
-                             capture_output=True, text=True, env=env, timeout=60)
+                             capture_output=True, text=True, env=env, timeout=60,
+                             input=json.dumps([event, {"request_id": "cold"}]) if event else "")
     assert process.returncode == 0, process.stderr[-2000:]
     return json.loads(process.stdout.strip().splitlines()[-1])
 
@@ -30,11 +37,19 @@ def test_local_rules_alone_import_no_http_client_no_cos_sdk_no_sql_and_no_pinyin
     assert modules == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False}
 
 
-def test_ci_brings_the_cos_sdk_and_its_http_client_and_nothing_else():
-    modules = imported({"IM_SDKAPPID": "1400000000", "COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou",
-                        "COS_SECRET_ID": "id", "COS_SECRET_KEY": "key"})
+def test_ci_configured_imports_the_cos_sdk_only_when_a_message_reaches_ci():
+    rules = {"IM_SDKAPPID": "1400000000", "RULES_PATH": str(ROOT / "rules.example.yaml"), **CI}
+    settled_locally = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
+    settled_locally["body"] = settled_locally["body"].replace("red packet", "你个傻逼")
+    goes_to_ci = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
 
-    assert modules == {"requests": True, "qcloud_cos": True, "sqlalchemy": False, "pypinyin": False}
+    at_import = imported(rules)
+    after_local_block = imported(rules, settled_locally)
+    after_ci_call = imported(rules, goes_to_ci)
+
+    assert at_import == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False}
+    assert after_local_block["qcloud_cos"] is False  # blocked by the rules, CI never asked
+    assert after_ci_call["requests"] is True and after_ci_call["qcloud_cos"] is True
 
 
 def test_an_audit_store_is_not_imported_before_the_first_answer(tmp_path):

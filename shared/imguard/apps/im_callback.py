@@ -139,6 +139,9 @@ def _rules_source(settings: Settings) -> RulesSource:
             raise ConfigError("RULES_PATH", f"cannot read {settings.rules_path}: {exc.strerror}") from None
         except RulesError as exc:
             raise ConfigError("RULES_PATH", f"{settings.rules_path}: {exc}") from None
+        # Which rules a new instance judges by, and whether it loaded what `make build` compiled.
+        logs.emit("rules.loaded", path=settings.rules_path, version=initial.version, entries=len(initial.entries),
+                  compiled=initial.compiled)
     return RulesSource(initial, settings.rules_url, settings.rules_refresh_s, cos=settings.cos)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -87,37 +88,32 @@ class CiError(Exception):
 
 
 class CiClient:
-    """One per warm instance: the SDK client and its connection pool are reused."""
+    """One per warm instance: the SDK client and its connection pool are reused.
+
+    The SDK (and requests under it, ~90 ms on SCF's Python) is imported by the first CI call, not at
+    cold start: that call's time counts against the deadline, which counts the start-up too, and an
+    instance whose first messages are all settled by the local rules never pays it.
+    """
 
     def __init__(self, cos: CosSettings, timeout_s: float, pool_size: int = 32):
-        # Imported here so that a function without CI configured never pays for the SDK.
-        import requests
-        from qcloud_cos import CosConfig, CosS3Client
-        from qcloud_cos.cos_comm import format_endpoint
-
-        options = dict(
-            SecretId=cos.secret_id,
-            SecretKey=cos.secret_key,
-            Token=cos.token,
-            Scheme=cos.scheme,
-            Timeout=timeout_s,
-        )
-        if cos.domain:
-            options["Domain"] = cos.domain
-        if cos.region:
-            options["Region"] = cos.region
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        # retry=0: the SDK sleeps 1 s, 2 s, ... between retries, and IM waits only 2 s.
-        self._conf = CosConfig(**options)
-        self._client = CosS3Client(self._conf, retry=0, session=session)
+        self._cos = cos
+        self._timeout_s = timeout_s
+        self._pool_size = pool_size
         self._bucket = cos.bucket
         self._biz_type = cos.biz_type
-        # The CI host, computed as CosConfig computes it (format_endpoint(EndpointCi, Region, 'ci.', True,
-        # False)); with CI_DOMAIN set, conf.uri() uses the domain instead, as it does for the SDK's methods.
-        self._ci_endpoint = format_endpoint(None, cos.region, "ci.", True, False) if cos.region else None
+        self._built: Optional[Tuple[Any, Any, Optional[str]]] = None
+        self._building = threading.Lock()
+
+    def _sdk(self) -> Tuple[Any, Any, Optional[str]]:
+        """(CosConfig, CosS3Client, CI endpoint), built once; the first CI calls of an instance run in
+        parallel (text and images fan out), so one builds while the others wait for it."""
+        built = self._built
+        if built is None:
+            with self._building:
+                if self._built is None:
+                    self._built = _build_sdk(self._cos, self._timeout_s, self._pool_size)
+                built = self._built
+        return built
 
     # -- synchronous checks -------------------------------------------------
 
@@ -169,10 +165,11 @@ class CiClient:
         if body is not None:
             headers["Content-Type"] = "application/xml"
             extra["data"] = format_xml(data=body, root="Request")
-        url = self._conf.uri(bucket=self._bucket, path=path, endpoint=self._ci_endpoint if ci else None)
-        response = self._client.send_request(method=method, url=url, bucket=self._bucket,
-                                             auth=CosS3Auth(self._conf, path, params=query), params=query,
-                                             headers=headers, ci_request=ci, **extra)
+        conf, client, ci_endpoint = self._sdk()
+        url = conf.uri(bucket=self._bucket, path=path, endpoint=ci_endpoint if ci else None)
+        response = client.send_request(method=method, url=url, bucket=self._bucket,
+                                       auth=CosS3Auth(conf, path, params=query), params=query,
+                                       headers=headers, ci_request=ci, **extra)
         return parse_answer(response.content)[1]  # the children of the root (RecognitionResult, Response)
 
     # -- asynchronous audio / video review -----------------------------------
@@ -189,11 +186,12 @@ class CiClient:
             DataId=data_id,
         )
         try:
+            client = self._sdk()[1]
             if kind == "video":
                 # DetectContent=1: the sound track of a video is reviewed too.
-                response = self._client.ci_auditing_video_submit(DetectContent=1, **common)
+                response = client.ci_auditing_video_submit(DetectContent=1, **common)
             else:
-                response = self._client.ci_auditing_audio_submit(**common)
+                response = client.ci_auditing_audio_submit(**common)
         except Exception as exc:
             raise CiError(describe_sdk_error(exc)) from None
         job_id = (response.get("JobsDetail") or {}).get("JobId")
@@ -213,6 +211,30 @@ class CiClient:
         if not isinstance(detail, Mapping):
             raise CiError("query answered without JobsDetail")
         return JobResult.from_detail(detail, kind)
+
+
+def _build_sdk(cos: CosSettings, timeout_s: float, pool_size: int) -> Tuple[Any, Any, Optional[str]]:
+    import requests
+    from qcloud_cos import CosConfig, CosS3Client
+    from qcloud_cos.cos_comm import format_endpoint
+
+    options = dict(SecretId=cos.secret_id, SecretKey=cos.secret_key, Token=cos.token, Scheme=cos.scheme,
+                   Timeout=timeout_s)
+    if cos.domain:
+        options["Domain"] = cos.domain
+    if cos.region:
+        options["Region"] = cos.region
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    conf = CosConfig(**options)
+    # retry=0: the SDK sleeps 1 s, 2 s, ... between retries, and IM waits only 2 s.
+    client = CosS3Client(conf, retry=0, session=session)
+    # The CI host, computed as CosConfig computes it (format_endpoint(EndpointCi, Region, 'ci.', True,
+    # False)); with CI_DOMAIN set, conf.uri() uses the domain instead, as it does for the SDK's methods.
+    endpoint = format_endpoint(None, cos.region, "ci.", True, False) if cos.region else None
+    return conf, client, endpoint
 
 
 def _ms_since(started: float) -> float:

@@ -96,6 +96,7 @@ class RuleSet:
     normalizer: Normalizer
     entries: List[Entry] = field(default_factory=list)
     version: str = ""  # where the rules came from, for logs
+    compiled: bool = field(default=False, init=False)  # loaded as ``make build`` compiled them
 
     def __post_init__(self) -> None:
         normalizer = self.normalizer
@@ -117,12 +118,26 @@ class RuleSet:
         self._automaton = _automaton(keywords)
         self._allow_automaton = _automaton(allows)
         self._pinyin_automaton = _automaton(pinyins)
-        self._set = None
-        if self._regexes:
-            self._set = re2.Set.SearchSet(_options())
-            for entry, _ in self._regexes:
-                self._set.Add(_pattern(entry, self.normalizer.switches.ignore_case))
-            self._set.Compile()
+        self._set = _regex_set(self._regexes, normalizer.switches.ignore_case)
+
+    # Pickled by ``make build`` (imguard.rules.compiled): the automata travel as they are, while RE2's
+    # objects, the normalizer's caches and the pinyin tables are rebuilt, which is quick.
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"switches": self.normalizer.switches, "entries": self.entries, "version": self.version,
+                "automata": (self._automaton, self._allow_automaton, self._pinyin_automaton)}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.normalizer = Normalizer(state["switches"])
+        self.entries, self.version, self.compiled = state["entries"], state["version"], True
+        self._automaton, self._allow_automaton, self._pinyin_automaton = state["automata"]
+        ignore_case = self.normalizer.switches.ignore_case
+        self._regexes = [(entry, _compile_regex(entry, ignore_case)) for entry in self.entries if entry.is_regex]
+        self._set = _regex_set(self._regexes, ignore_case)
+        self._homophones = None
+        if any(entry.pinyin for entry in self.entries):
+            from imguard.rules import pinyin
+
+            self._homophones = pinyin.Homophones(self.normalizer)
 
     def _add_pinyin(self, entry: Entry, keywords: Dict[str, List[_Word]], pinyins: Dict[str, List[_Word]]) -> None:
         """The entry's pinyin as extra Latin words (whole words: ``sb`` is no hit in ``usb``) and its
@@ -291,6 +306,17 @@ def _mask(text: str, hits: List[Hit]) -> str:
         position = hit.end
     pieces.append(text[position:])
     return "".join(pieces)
+
+
+def _regex_set(regexes: List[Tuple[Entry, Any]], ignore_case: bool) -> Optional[Any]:
+    """One RE2 set over all the regexes: which of them match is one pass over the text."""
+    if not regexes:
+        return None
+    regex_set = re2.Set.SearchSet(_options())
+    for entry, _ in regexes:
+        regex_set.Add(_pattern(entry, ignore_case))
+    regex_set.Compile()
+    return regex_set
 
 
 def _options():

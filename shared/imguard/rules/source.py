@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from imguard import logs
 from imguard.config import CosSettings
 from imguard.moderation.runner import background
+from imguard.rules import compiled
 from imguard.rules.fetch import FetchError, fetcher_for
 from imguard.rules.ruleset import RuleSet, RulesError, loads, no_rules
 
@@ -27,8 +28,17 @@ COLD_START_WAIT_S = 1.0
 
 
 def load_file(path: str) -> RuleSet:
-    text = Path(path).read_text(encoding="utf-8")
-    return loads(text, version=f"file:{Path(path).name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}")
+    """The rules file at ``path``; for the bundled file, what ``make build`` compiled from it."""
+    file = Path(path)
+    text = file.read_bytes()
+    version = f"file:{file.name}:{hashlib.sha256(text).hexdigest()[:12]}"
+    rules = compiled.read(file, text, version)
+    if rules is None:
+        try:
+            rules = loads(text.decode("utf-8"), version=version)
+        except UnicodeDecodeError:
+            raise RulesError("not UTF-8 text") from None
+    return rules
 
 
 class RulesSource:
