@@ -1,5 +1,6 @@
 """im_callback measured end to end: latency with local rules, CI fan-out, the deadline, the verdict
-cache, cold start, and load over HTTP. Prints tables; README keeps the figures.
+cache and load over HTTP (cold start: bench_cold_start.py, on the built folder). Prints tables; README keeps
+the figures.
 
     python bench/bench_callback.py                 # everything (about two minutes)
     LOAD_SECONDS=10 python bench/bench_callback.py # a shorter load run
@@ -167,25 +168,6 @@ def bench_flood(ci: FakeCI, messages: int = 1000) -> None:
         print(f"   {label:<17}  {flood_calls:>16}   {len(ci.calls) - before:>19}   {elapsed:>17.2f}")
 
 
-def bench_cold_start(runs: int = 5) -> None:
-    code = ("import sys, time; t = time.perf_counter(); sys.path.insert(0, 'functions/im_callback'); import index; "
-            "i = time.perf_counter(); import json; "
-            "print(json.dumps([round((i - t) * 1000, 1), 'qcloud_cos' in sys.modules, 'sqlalchemy' in sys.modules]))")
-    print(f"\n5. Cold start: importing im_callback's index.py in a fresh interpreter (median of {runs}), ms:")
-    for label, env in (("CI off, no audit store", {}),
-                       ("CI on", CI_ENV),
-                       ("CI on, audit store", {**CI_ENV, "AUDIT_DSN": "postgresql://u@127.0.0.1/x"})):
-        results = []
-        for _ in range(runs):
-            out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                                 env={"PATH": os.environ["PATH"], "IM_SDKAPPID": SDKAPPID,
-                                      "PYTHONDONTWRITEBYTECODE": "x", **env})
-            results.append(json.loads(out.stdout))
-        median = statistics.median(r[0] for r in results)
-        print(f"   {label:<24} {median:7.1f}   COS SDK imported: {results[0][1]}, SQLAlchemy imported: {results[0][2]}")
-    print("   (python -X importtime -c 'import index' in a built folder shows where the time goes)")
-
-
 def bench_load(seconds: float) -> None:
     """`imguard serve` in one process, a client in another, keep-alive connections, for ``seconds``."""
     port = 9000 + random.randint(300, 900)
@@ -204,7 +186,7 @@ def bench_load(seconds: float) -> None:
         finally:
             server.terminate()
             server.wait(10)
-    print(f"\n6. Load over HTTP on loopback: `imguard serve` (local rules, CI off, log only) and a client process, "
+    print(f"\n5. Load over HTTP on loopback: `imguard serve` (local rules, CI off, log only) and a client process, "
           f"{seconds:.0f} s:")
     print("   " + client.stdout.strip().replace("\n", "\n   "))
 
@@ -223,7 +205,6 @@ def main() -> None:
     finally:
         ci_server.clear()
         ci_server.stop()
-    bench_cold_start()
     bench_load(float(os.environ.get("LOAD_SECONDS", "60")))
 
 
