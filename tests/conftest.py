@@ -100,6 +100,16 @@ scf_server = pytest.fixture(scope="session", name="scf_server")(_session_server)
 
 
 @pytest.fixture
+def rules_server():
+    """An HTTP server for RULES_URL tests, answering as each test tells it."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
 def fake_ci(ci_server) -> FakeCI:
     ci_server.clear()
     return FakeCI(ci_server)

@@ -66,7 +66,7 @@ def test_the_folders_hold_code_and_dependencies_and_nothing_else(native_build):
         assert (folder / "index.py").read_text() == (ROOT / "functions" / name / "index.py").read_text()
         assert (folder / "imguard" / "apps" / f"{name}.py").is_file()
         for package in ("qcloud_cos", "requests", "TLSSigAPIv2.py", "ahocorasick", "re2.py", "yaml", "sqlalchemy",
-                        "psycopg", "pymysql", "crcmod"):
+                        "psycopg", "pymysql", "crcmod", "redis"):
             assert list(folder.glob(package + "*")), f"{package} missing from {name}"
         leftovers = [p for p in folder.rglob("*") if p.name in (".env", "tests")]
         assert leftovers == []

@@ -17,7 +17,7 @@ import index
 raw = sys.stdin.read()
 if raw:
     print(json.dumps(index.main_handler(*json.loads(raw))))
-print(json.dumps({name: name in sys.modules for name in ("requests", "qcloud_cos", "sqlalchemy", "pypinyin")}))
+print(json.dumps({name: name in sys.modules for name in ("requests", "qcloud_cos", "sqlalchemy", "pypinyin", "redis")}))
 """
 CI = {"COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou", "COS_SECRET_ID": "id", "COS_SECRET_KEY": "key",
       "CI_SCHEME": "http", "CI_DOMAIN": "127.0.0.1:9"}  # the discard port: refused at once
@@ -34,7 +34,7 @@ def imported(env, event=None):
 def test_local_rules_alone_import_no_http_client_no_cos_sdk_no_sql_and_no_pinyin():
     modules = imported({"IM_SDKAPPID": "1400000000", "RULES_PATH": str(ROOT / "rules.example.yaml")})
 
-    assert modules == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False}
+    assert modules == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False, "redis": False}
 
 
 def test_ci_configured_imports_the_cos_sdk_only_when_a_message_reaches_ci():
@@ -47,7 +47,7 @@ def test_ci_configured_imports_the_cos_sdk_only_when_a_message_reaches_ci():
     after_local_block = imported(rules, settled_locally)
     after_ci_call = imported(rules, goes_to_ci)
 
-    assert at_import == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False}
+    assert at_import == {"requests": False, "qcloud_cos": False, "sqlalchemy": False, "pypinyin": False, "redis": False}
     assert after_local_block["qcloud_cos"] is False  # blocked by the rules, CI never asked
     assert after_ci_call["requests"] is True and after_ci_call["qcloud_cos"] is True
 

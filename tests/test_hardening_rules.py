@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from imguard.rules import fetch as rules_fetch
@@ -26,14 +25,6 @@ GOOD = "block: [代开发票]\n"
 def file_rules():
     return parse({"block": ["赌博"]}, version="file:test")
 
-
-@pytest.fixture
-def rules_server():
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 @contextmanager

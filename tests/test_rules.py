@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from imguard.rules.ruleset import RulesError, loads, parse
 from imguard.rules.source import RulesSource
@@ -203,13 +202,6 @@ def test_a_pathological_keyword_set_runs_in_linear_time():
 
 # -- hot reload -----------------------------------------------------------------------
 
-
-@pytest.fixture
-def rules_server():
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.stop()
 
 
 def serve_rules(server, body, etag):

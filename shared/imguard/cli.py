@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlencode
 
+from imguard.audit import open_store
 from imguard.deploy import cli as deploy_cli
-from imguard.envfile import read_env_file
+from imguard.review import cli as review_cli
+from imguard.sanctions import cli as sanctions_cli
 
 LOCAL_SDKAPPID = "1400000000"
-# `make run` keeps its audit trail here, and `imguard audit` reads it when AUDIT_DSN is unset.
-LOCAL_AUDIT_DSN = "sqlite:///.imguard/audit.db"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -31,6 +31,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     check = commands.add_parser("check", help="apply local rules to texts; one JSON line per text")
     check.add_argument("--rules", type=Path, default=None, help="rules file (default RULES_PATH)")
+    check.add_argument("--scene", help="judge as in this scene: c2c, group:AVChatRoom, group_id:@TGS#..., friend, "
+                                       "profile, group_info (the rules file's scenes apply, and are shown)")
     check.add_argument("texts", nargs="+", metavar="TEXT")
     check.set_defaults(run=_check)
 
@@ -53,24 +55,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     stats.add_argument("--since", default="1d", help="30m, 1h, 7d, 2w or an ISO time (UTC); default 1d")
     stats.add_argument("--top", type=int, default=10)
     for sub in (listing, stats):
-        sub.add_argument("--dsn", help="default AUDIT_DSN, else the local store of `make run`")
-        sub.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
+        open_store.add_store_arguments(sub)
         sub.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
     listing.set_defaults(run=_audit_list)
     stats.set_defaults(run=_audit_stats)
 
+    review_cli.add_parser(commands)  # the human review queue (imguard.review.queue)
+    sanctions_cli.add_parser(commands)  # mutes the ladder applied, and lifting them
     deploy_cli.add_parser(commands)  # both functions and their Function URLs on SCF (imguard.deploy)
 
     args = parser.parse_args(argv)
     return args.run(args)
-
-
-def load_env_file(path: Path) -> None:
-    """Export KEY=VALUE lines; the real environment wins over the file."""
-    if not path.is_file():
-        return
-    for key, value in read_env_file(path).items():
-        os.environ.setdefault(key, value)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -86,40 +81,21 @@ def _check(args: argparse.Namespace) -> int:
     except (OSError, RulesError) as exc:
         print(f"cannot load rules from {path}: {exc}", file=sys.stderr)
         return 2
+    if args.scene:
+        from imguard.rules.book import Scene
+
+        try:
+            policy = rules.policy(Scene.parse(args.scene))
+        except ValueError as exc:
+            print(f"--scene: {exc}", file=sys.stderr)
+            return 2
+        for text in args.texts:
+            print(json.dumps(dict(policy.scan(text).as_dict(text), scene=args.scene, policy=policy.describe()),
+                             ensure_ascii=False))
+        return 0
     for text in args.texts:
         print(json.dumps(rules.scan(text).as_dict(text), ensure_ascii=False))
     return 0
-
-
-def _audit_store(args: argparse.Namespace):
-    from imguard.audit.store import AuditStore
-    from imguard.config import ConfigError, audit_dsn
-
-    load_env_file(args.env_file)
-    try:
-        dsn = audit_dsn(args.dsn or os.environ.get("AUDIT_DSN") or LOCAL_AUDIT_DSN)
-    except ConfigError as exc:
-        raise SystemExit(f"imguard audit: {exc}") from None
-    return AuditStore(dsn)
-
-
-def _audit_read(args: argparse.Namespace, read) -> int:
-    """Run ``read(store, now)``; a store that cannot be reached is one clear line, not a traceback."""
-    from datetime import datetime, timezone
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    store = _audit_store(args)
-    try:
-        return read(store, datetime.now(timezone.utc).replace(tzinfo=None))
-    except ValueError as exc:
-        print(f"imguard audit: {exc}", file=sys.stderr)
-        return 2
-    except SQLAlchemyError as exc:
-        print(f"imguard audit: cannot read {store.display_name}: {type(exc.orig or exc).__name__}", file=sys.stderr)
-        return 1
-    finally:
-        store.dispose()
 
 
 def _audit_list(args: argparse.Namespace) -> int:
@@ -133,7 +109,7 @@ def _audit_list(args: argparse.Namespace) -> int:
         print(report.as_json(rows) if args.json else report.list_table(rows))
         return 0
 
-    return _audit_read(args, read)
+    return open_store.read(args, read)
 
 
 def _audit_stats(args: argparse.Namespace) -> int:
@@ -145,13 +121,13 @@ def _audit_stats(args: argparse.Namespace) -> int:
         print(report.as_json(dict(stats, since=since)) if args.json else report.stats_text(stats, since))
         return 0
 
-    return _audit_read(args, read)
+    return open_store.read(args, read)
 
 
 def _replay(args: argparse.Namespace) -> int:
     from imguard.local.replay import event_files, replay, report
 
-    load_env_file(args.env_file)
+    open_store.load_env_file(args.env_file)
     files = event_files(args.events)
     if not files:
         print("no .json events found", file=sys.stderr)
@@ -167,9 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
     from imguard.local.replay import callback_query
     from sqlalchemy.engine import make_url
 
-    load_env_file(args.env_file)
+    open_store.load_env_file(args.env_file)
     os.environ.setdefault("IM_SDKAPPID", LOCAL_SDKAPPID)
-    os.environ.setdefault("AUDIT_DSN", LOCAL_AUDIT_DSN)
+    os.environ.setdefault("AUDIT_DSN", open_store.LOCAL_AUDIT_DSN)
     routes = build_routes(args.functions)
     if not routes:
         print(f"no functions found under {args.functions}/*/index.py", file=sys.stderr)

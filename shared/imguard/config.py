@@ -47,7 +47,8 @@ VARIABLES: Dict[str, Variable] = {
         Variable("FAIL_MODE", "open", "when CI fails or is late: open allows the message, closed blocks it"),
         Variable("OVERSIZE_ACTION", "block", "content left unjudged by a cap (image count, CI's text limit, media count, "
                  "nesting): block or allow"),
-        Variable("SUSPICIOUS_ACTION", "allow", "CI Result 2 (suspicious): allow or block"),
+        Variable("SUSPICIOUS_ACTION", "allow", "CI Result 2 (suspicious): allow, block, or review (deliver and queue "
+                 "for a person; needs AUDIT_DSN)"),
         Variable("BLOCK_ACTION", "reject", "reject tells the sender; silent drops the message and the sender thinks it went out"),
         Variable("REJECT_ERROR_CODE", "", "custom ErrorCode for blocked C2C messages (120001..130000)"),
         Variable("GROUP_REJECT_ERROR_CODE", "", "custom ErrorCode for blocked group messages (10100..10200)"),
@@ -79,6 +80,10 @@ VARIABLES: Dict[str, Variable] = {
         Variable("PROFILE_PLACEHOLDER", "***", "what a violating profile or group field is overwritten with"),
         Variable("AUDIT_DSN", "", "SQL store for the audit trail (sqlite:///path, postgresql://..., mysql://...); unset keeps only the log"),
         Variable("AUDIT_STORE_CONTENT", "false", "keep the judged text and URLs in clear in the SQL store"),
+        Variable("REDIS_URL", "", "Redis for flood and sanction counters shared by every instance "
+                 "(redis://:password@10.0.0.6:6379/0); unset counts per instance"),
+        Variable("REDIS_TIMEOUT_MS", "50", "longest a message waits on Redis (5..500); slower or down, the flood checks "
+                 "and the ladder are skipped for it, never the answer changed"),
         Variable("AUDIT_WAIT_MS", "100", "longest an answer waits for its audit record to be stored (0..1000); the rest is written after"),
     )
 }
@@ -220,6 +225,8 @@ class Settings:
     review: ReviewSettings = ReviewSettings()
     im_api: ImApiSettings = ImApiSettings()
     audit: AuditSettings = AuditSettings()
+    redis_url: Optional[str] = field(default=None, repr=False)  # may hold a password
+    redis_timeout_ms: int = 50
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -253,7 +260,7 @@ class Settings:
             deadline_ms=env.int("DEADLINE_MS", 1500, range(50, 1901)),
             fail_mode=env.choice("FAIL_MODE", "open", ("open", "closed")),
             oversize_action=env.choice("OVERSIZE_ACTION", "block", ("block", "allow")),
-            suspicious_action=env.choice("SUSPICIOUS_ACTION", "allow", ("allow", "block")),
+            suspicious_action=_suspicious_action(env),
             block_action=env.choice("BLOCK_ACTION", "reject", ("reject", "silent")),
             reject_error_code=env.int("REJECT_ERROR_CODE", None, C2C_CUSTOM_CODES),
             group_reject_error_code=env.int("GROUP_REJECT_ERROR_CODE", None, GROUP_CUSTOM_CODES),
@@ -276,6 +283,8 @@ class Settings:
                 store_content=env.bool("AUDIT_STORE_CONTENT", False),
                 wait_ms=env.int("AUDIT_WAIT_MS", 100, range(0, 1001)),
             ),
+            redis_url=_redis_url(env),
+            redis_timeout_ms=env.int("REDIS_TIMEOUT_MS", 50, range(5, 501)),
         )
 
     def require(self, *names: str) -> "Settings":
@@ -289,6 +298,21 @@ class Settings:
             if not present[name]:
                 raise ConfigError(name, "required by this function")
         return self
+
+
+def _redis_url(env: _Env) -> Optional[str]:
+    value = env.opt("REDIS_URL")
+    if value is not None and not re.match(r"^rediss?://[^/\s]+", value):
+        # Never echo the value: it may carry a password.
+        raise ConfigError("REDIS_URL", "expected redis://[:password@]host:port[/db] or rediss://...")
+    return value
+
+
+def _suspicious_action(env: _Env) -> str:
+    action = env.choice("SUSPICIOUS_ACTION", "allow", ("allow", "block", "review"))
+    if action == "review" and not env.opt("AUDIT_DSN"):
+        raise ConfigError("SUSPICIOUS_ACTION", "review needs AUDIT_DSN: the review queue lives in the SQL store")
+    return action
 
 
 def _bundled_rules(env: _Env) -> Optional[str]:

@@ -12,6 +12,13 @@ MsgFlagBits 8 = recalled, pages backwards with Complete/LastMsgTime/LastMsgKey),
 拉取资料 (portrait_get: a ResultCode per user) and 获取群详细资料 (get_group_info: an ErrorCode per
 group, the top-level one meaningless). Errors: 20022 no such C2C message, 10030 no such group
 message, 10010 no such group, 10044 the group type keeps no history (AVChatRoom), 40003 no such user.
+
+Mutes (im-callback-protocol.md §5.4a; 设置全局禁言 269/4230, 批量禁言和取消禁言 269/1627, the intl pages
+1047/34923 and 34924 with the same fields): setnospeaking takes Set_Account and at least one of
+C2CmsgNospeakingTime / GroupmsgNospeakingTime (seconds, 0 lifts, 4294967295 forever; 130008 when neither
+is there), getnospeaking reads both back; forbid_send_msg takes GroupId, Members_Account (at most 500)
+and MuteTime, and Private/Work groups do not support it (the page says so; its error code is not
+documented, 10004 is assumed here).
 """
 from __future__ import annotations
 
@@ -48,6 +55,9 @@ class FakeIM:
     MODIFY_MEMBER = "/v4/group_open_http_svc/modify_group_member_info"
     TOPIC_GET = "/v4/million_group_open_http_svc/get_topic"
     TOPIC_MODIFY = "/v4/million_group_open_http_svc/modify_topic"
+    SET_NO_SPEAKING = "/v4/openconfigsvr/setnospeaking"
+    GET_NO_SPEAKING = "/v4/openconfigsvr/getnospeaking"
+    FORBID_SEND = "/v4/group_open_http_svc/forbid_send_msg"
     ROAM_PAGE = 100  # messages per admin_getroammsg page (IM's real bound is 13 KB of answer)
 
     def __init__(self, server: HTTPServer, sdk_app_id: int, secret_key: str, admin: str = "administrator"):
@@ -65,6 +75,9 @@ class FakeIM:
         self.name_cards: Dict[str, Dict[str, str]] = defaultdict(dict)  # group -> member -> NameCard
         self.topics: Dict[Tuple[str, str], Dict[str, Any]] = {}  # (GroupId, TopicId) -> TopicName, Notification, ...
         self.roam_page = self.ROAM_PAGE
+        self.muted: Dict[str, Dict[str, int]] = {}  # account -> {C2C, Group}: seconds of the global mute
+        self.group_muted: Dict[Tuple[str, str], int] = {}  # (GroupId, account) -> MuteTime
+        self.group_types: Dict[str, str] = {}  # GroupId -> Public, Work, ... (Work refuses forbid_send_msg)
         self.usersigs: List[str] = []
         self._scripted: Dict[str, Deque[Dict[str, Any]]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -141,6 +154,15 @@ class FakeIM:
             return self._json(self._roam(body))
         if request.path == self.GROUP_HISTORY:
             return self._json(self._group_history(body))
+        if request.path == self.SET_NO_SPEAKING:
+            return self._json(self._set_no_speaking(body))
+        if request.path == self.GET_NO_SPEAKING:
+            with self._lock:
+                mute = self.muted.get(body.get("Get_Account"), {})
+            return self._json({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "",
+                               "C2CmsgNospeakingTime": mute.get("C2C", 0), "GroupmsgNospeakingTime": mute.get("Group", 0)})
+        if request.path == self.FORBID_SEND:
+            return self._json(self._forbid_send(body))
         if request.path == self.PORTRAIT_GET:
             return self._json(self._portrait_get(body))
         if request.path == self.GROUP_INFO:
@@ -240,8 +262,34 @@ class FakeIM:
         if not body.get("WithRecalledMsg"):
             found = [m for m in found if m["IsPlaceMsg"] != 2]
         found.sort(key=lambda m: m["MsgSeq"], reverse=True)
-        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupId": group, "IsFinished": 1,
-                "RspMsgList": found[: min(body.get("ReqMsgNumber", 20), 20)]}
+        count = min(body.get("ReqMsgNumber", 20), 20)
+        return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupId": group,
+                "IsFinished": int(len(found) <= count), "RspMsgList": found[:count]}
+
+    def _set_no_speaking(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        if not isinstance(body.get("Set_Account"), str):
+            return {"ActionStatus": "FAIL", "ErrorCode": 130004, "ErrorInfo": "Set_Account missing"}
+        times = {k: body[k] for k in ("C2CmsgNospeakingTime", "GroupmsgNospeakingTime") if k in body}
+        if not times:
+            return {"ActionStatus": "FAIL", "ErrorCode": 130008, "ErrorInfo": "neither time given"}
+        if not all(isinstance(v, int) and 0 <= v <= 4294967295 for v in times.values()):
+            return {"ActionStatus": "FAIL", "ErrorCode": 130006, "ErrorInfo": "bad time"}
+        with self._lock:
+            mute = self.muted.setdefault(body["Set_Account"], {"C2C": 0, "Group": 0})
+            mute["C2C"] = times.get("C2CmsgNospeakingTime", mute["C2C"])
+            mute["Group"] = times.get("GroupmsgNospeakingTime", mute["Group"])
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+    def _forbid_send(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        group, members, mute = body.get("GroupId"), body.get("Members_Account"), body.get("MuteTime")
+        if not isinstance(members, list) or not 1 <= len(members) <= 500 or not isinstance(mute, int):
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": "invalid parameters"}
+        if self.group_types.get(group) in ("Private", "Work"):
+            return {"ActionStatus": "FAIL", "ErrorCode": 10004, "ErrorInfo": "Work groups cannot mute members"}
+        with self._lock:
+            for member in members:
+                self.group_muted[(group, member)] = mute
+        return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 
     def _portrait_get(self, body: Dict[str, Any]) -> Dict[str, Any]:
         items, failed = [], []

@@ -17,11 +17,11 @@ from imguard.config import Settings
 from imguard.http import BadRequest, HttpRequest, ServiceUnavailable, Unauthorized
 from imguard.http.boundary import serve
 from imguard.http.errors import HttpError
-from imguard.im.rest import ImRestClient, RestResult
+from imguard.im.rest import ImRestClient
 from imguard.moderation.ci import CiClient, CiError, JobResult, valid_job_id
 from imguard.moderation.verdict import Outcome
 from imguard.review.ci_callback import CiCallback
-from imguard.review.confirm import ALREADY_WITHDRAWN, UNAVAILABLE, confirm
+from imguard.review.confirm import ALREADY_WITHDRAWN, UNAVAILABLE, confirm, withdraw
 from imguard.review.handled import HandledJobs
 from imguard.review.jobref import InvalidJobRef, JobRef
 
@@ -121,7 +121,7 @@ class AudioResultApp:
             return record("review.unconfirmed", "unconfirmed", level="warning", confirmation=confirmation.reason,
                           im_error_code=confirmation.im_error_code)
 
-        result = self._withdraw(ref, deadline)
+        result = withdraw(self.im, ref, deadline)
         if not result.done:
             record("review.withdraw_failed", "withdraw_failed", level="error", im_error_code=result.error_code,
                    attempts=result.attempts, detail=result.detail)
@@ -160,11 +160,6 @@ class AudioResultApp:
             logs.emit("review.forged", level="warning", reason="JobId belongs to another DataId", **log)
             raise Unauthorized("JobId and DataId do not belong together")
         return queried
-
-    def _withdraw(self, ref: JobRef, deadline: float) -> RestResult:
-        if ref.scene == "group":
-            return self.im.recall_group(ref.group_id, ref.msg_seq, ref.topic_id, deadline)
-        return self.im.withdraw_c2c(ref.sender, ref.receiver, ref.msg_key, deadline)
 
 
 class _Recorder:

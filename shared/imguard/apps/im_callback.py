@@ -26,6 +26,8 @@ from imguard.moderation.policy import ALLOW, BLOCK
 from imguard.review.submit import MediaSubmitter
 from imguard.rules.ruleset import RulesError
 from imguard.rules.source import RulesSource, load_file
+from imguard.sanctions.counters import counters_for
+from imguard.sanctions.enforce import Sanctions
 
 Answer = Dict[str, Any]
 Handler = Callable[[Call, Mapping[str, Any]], Answer]
@@ -51,13 +53,16 @@ class ImCallbackApp:
             # little past the deadline so that a CI too slow to answer is recorded as a timeout, not as a
             # network error that raced the deadline.
             ci = CiClient(settings.cos, timeout_s=settings.deadline_ms / 1000 + CI_TIMEOUT_SLACK_S)
+        trail = trail or AuditTrail.from_settings(settings.audit)
+        rules = _rules_source(settings)
         self.services = Services(
             settings=settings,
             moderator=Moderator(settings, ci),
-            rules=_rules_source(settings),
-            trail=trail or AuditTrail.from_settings(settings.audit),
+            rules=rules,
+            trail=trail,
             submitter=MediaSubmitter(settings.review, ci) if settings.review.enabled and ci else None,
             im=ImRestClient.from_settings(settings) if settings.profile_remediate else None,
+            sanctions=_sanctions(settings, trail, rules),
         )
         messages = MessageHandlers(self.services)
         groups = GroupHandlers(self.services)
@@ -140,9 +145,23 @@ def _rules_source(settings: Settings) -> RulesSource:
         except RulesError as exc:
             raise ConfigError("RULES_PATH", f"{settings.rules_path}: {exc}") from None
         # Which rules a new instance judges by, and whether it loaded what `make build` compiled.
-        logs.emit("rules.loaded", path=settings.rules_path, version=initial.version, entries=len(initial.entries),
+        logs.emit("rules.loaded", path=settings.rules_path, version=initial.version, entries=initial.entries,
                   compiled=initial.compiled)
     return RulesSource(initial, settings.rules_url, settings.rules_refresh_s, cos=settings.cos)
+
+
+def _sanctions(settings: Settings, trail: AuditTrail, rules: RulesSource) -> Optional[Sanctions]:
+    """Flood counters and the ladder act on what a callback says about its sender, so they need callbacks
+    IM has signed: unsigned, anyone holding the URL could run up a stranger's counts and get them muted."""
+    if settings.callback_token is None:
+        book = rules.current()
+        if not (book.flood.empty and not book.sanctions.steps):
+            logs.emit("sanctions.off", level="warning", detail="the rules file has flood or sanctions, which need "
+                      "IM_CALLBACK_TOKEN (signed callbacks): both are off")
+        return None
+    im = ImRestClient.from_settings(settings) if settings.im_api.secret_key else None
+    return Sanctions(counters_for(settings.redis_url, settings.redis_timeout_ms), trail, im, settings.im_api.admin,
+                     settings.whitelist_users)
 
 
 _first_start_up = [imguard.IMPORTED_AT]  # the process's first handler started when imguard's import did

@@ -31,6 +31,7 @@ class AuditRecord:
     reasons: Sequence[Dict[str, Any]] = ()  # Verdict.as_reason() dicts: source, outcome, label, keywords, ...
     degraded: str = ""  # timeout or error when the fail policy decided
     whitelisted: bool = False
+    review: bool = False  # queued for a person: the store keeps its text in the review queue whatever it keeps else
     latency_ms: Optional[float] = None
     text: str = field(default="", repr=False)  # the user text judged; only its digest leaves unless asked
     urls: Sequence[str] = ()  # images and media judged
@@ -50,8 +51,9 @@ class AuditRecord:
         return self.group_id or self.receiver
 
     def without_content(self) -> "AuditRecord":
-        """This record as a store that keeps no content needs it: the digest, not the text or the URLs."""
-        return replace(self, text="", urls=())
+        """This record as a store that keeps no content needs it: the digest, not the text or the URLs. A
+        record queued for review keeps them: a moderator cannot judge a digest."""
+        return self if self.review else replace(self, text="", urls=())
 
     def footprint(self) -> int:
         """Roughly the bytes this record holds, for budgets: a walk over its values, no serialisation."""

@@ -1,8 +1,9 @@
 """The SQL side of the audit trail, through SQLAlchemy Core: SQLite, PostgreSQL or MySQL.
 
-Two tables: one row per decision, and one row per reason (a CI label, a local
-rule that matched, IM's cloud-audit label), so that "which labels, which rules"
-is a GROUP BY and not a scan of JSON.
+One row per decision, and one row per reason (a CI label, a local rule that
+matched, IM's cloud-audit label), so that "which labels, which rules" is a
+GROUP BY and not a scan of JSON. A third table is the human review queue: one
+row per delivered message a person should look at (imguard.review.queue).
 """
 from __future__ import annotations
 
@@ -85,6 +86,30 @@ reasons = Table(
     Column("score", Integer),
     Column("keywords", Text, nullable=False),  # JSON array
     Column("detail", String(255), nullable=False),
+    **_MYSQL,
+)
+
+
+review_items = Table(
+    "imguard_review",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("audit_id", _Id, ForeignKey("imguard_audit.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", _Time, nullable=False, index=True),
+    Column("scene", String(32), nullable=False),
+    Column("sender", String(128), nullable=False, index=True),
+    Column("receiver", String(128), nullable=False),
+    Column("group_id", String(128), nullable=False),
+    Column("topic_id", String(128), nullable=False),
+    Column("msg_key", String(128), nullable=False),
+    Column("msg_random", BigInteger),
+    Column("delivered_sha256", String(64), nullable=False),  # what IM holds (rewritten, if it was): the read-back's test
+    Column("content", Text, nullable=False),  # JSON {text, urls}: the queue is for reading, whatever AUDIT_STORE_CONTENT says
+    Column("reasons", Text, nullable=False),  # JSON
+    Column("status", String(16), nullable=False, index=True),  # pending, kept, withdrawn, unconfirmed
+    Column("decided_by", String(128), nullable=False),
+    Column("decided_at", _Time),
+    Column("outcome", String(255), nullable=False),  # what IM said, or why nothing was done
     **_MYSQL,
 )
 
@@ -178,6 +203,23 @@ class AuditStore:
                 rows = [dict(row, audit_id=audit_id) for reason in record.reasons for row in reason_rows(reason)]
                 if rows:
                     conn.execute(reasons.insert(), rows)
+                if record.review:
+                    conn.execute(review_items.insert().values(self._review_row(record, audit_id)))
+
+    @staticmethod
+    def _review_row(record: AuditRecord, audit_id: Any) -> Dict[str, Any]:
+        random = record.details.get("msg_random")
+        return {
+            "audit_id": audit_id, "created_at": record.created_at, "scene": _cut(record.scene, 32),
+            "sender": _cut(record.sender, 128), "receiver": _cut(record.receiver, 128),
+            "group_id": _cut(record.group_id, 128), "topic_id": _cut(record.details.get("topic_id"), 128),
+            "msg_key": _cut(record.msg_key, 128),
+            "msg_random": random if isinstance(random, int) and 0 <= random < 2**63 else None,
+            "delivered_sha256": _cut(record.details.get("delivered_sha256") or record.content_sha256, 64),
+            "content": _clean(json.dumps({"text": record.text, "urls": list(record.urls)}, ensure_ascii=False)),
+            "reasons": _clean(json.dumps(list(record.reasons), ensure_ascii=False, default=str)),
+            "status": "pending", "decided_by": "", "outcome": "",
+        }
 
     def _row(self, record: AuditRecord) -> Dict[str, Any]:
         content = None
@@ -214,6 +256,7 @@ class AuditStore:
         action: Optional[str] = None,
         sha256: Optional[str] = None,
         limit: int = 50,
+        scene: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """Newest first, each with its reasons."""
         self.ensure_tables()
@@ -226,6 +269,8 @@ class AuditStore:
             query = query.where(decisions.c.action == action)
         if sha256:
             query = query.where(decisions.c.content_sha256 == sha256.lower())
+        if scene:
+            query = query.where(decisions.c.scene == scene)
         with self.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
             by_id: Dict[Any, List[Dict[str, Any]]] = {row["id"]: [] for row in rows}

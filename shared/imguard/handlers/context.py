@@ -12,7 +12,9 @@ from imguard.im.rest import ImRestClient
 from imguard.moderation.moderator import Judgement, Moderator
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE, Decision
 from imguard.review.submit import MediaSubmitter
+from imguard.rules.book import Defaults, Policy, Scene
 from imguard.rules.source import RulesSource
+from imguard.sanctions.enforce import Sanctions
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,22 @@ class Services:
     trail: AuditTrail
     submitter: Optional[MediaSubmitter] = None
     im: Optional[ImRestClient] = None  # only with PROFILE_REMEDIATE
+    sanctions: Optional[Sanctions] = None  # floods and the ladder: only for authenticated callbacks
 
     def whitelisted(self, user: str) -> bool:
         return user in self.settings.whitelist_users
 
-    def judge(self, call: Call, actor: str, contents: Sequence) -> Sequence[Judgement]:
+    def policy(self, scene: Scene) -> Policy:
+        """The rules file's policy for ``scene``, over the environment's settings."""
+        settings = self.settings
+        defaults = Defaults(settings.suspicious_action, settings.fail_mode, settings.block_action, settings.cos.biz_type)
+        return self.rules.current().policy(scene, defaults)
+
+    def judge(self, call: Call, actor: str, contents: Sequence, policy: Policy) -> Sequence[Judgement]:
         """Whitelist, then local rules, then CI, for each content, under the call's deadline."""
         if self.whitelisted(actor):
             return [Judgement(Decision(ALLOW)) for _ in contents]
-        return self.moderator.judge_all(contents, call.deadline, self.rules.current())
+        return self.moderator.judge_all(contents, call.deadline, policy)
 
 
 def overall(judgements: Sequence[Judgement]) -> Decision:

@@ -18,6 +18,7 @@ from imguard.im.fields import IMAGE, FriendAddCallback, ProfileCallback, TextFie
 from imguard.im.rest import MIN_ATTEMPT_S, READ, RestResult, profile_values
 from imguard.moderation.moderator import Judgement
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE
+from imguard.rules.book import Scene
 
 Answer = Dict[str, Any]
 Fixes = Dict[str, str]
@@ -36,7 +37,7 @@ class FieldHandlers:
         callback = FriendAddCallback.from_body(body)
         # Adding many friends with one wording is common: judge each distinct wording once.
         distinct = list(dict.fromkeys(request.fields for request in callback.requests))
-        judged = dict(zip(distinct, self._judge(call, callback.sender, distinct)))
+        judged = dict(zip(distinct, self._judge(call, callback.sender, distinct, "friend")))
         results: List[Tuple[str, bool]] = []
         records = []
         for request in callback.requests:
@@ -63,7 +64,7 @@ class FieldHandlers:
 
     def _before(self, call: Call, scene: str, actor: str, fields: Sequence[TextField], **details: Any) -> Answer:
         """A request IM asks about beforehand: refused (1 or the custom group code) when any field violates."""
-        judgements = self._judge(call, actor, [(f,) for f in fields])
+        judgements = self._judge(call, actor, [(f,) for f in fields], scene)
         denied = overall(judgements).action != ALLOW
         answer = answers.deny_group_request(self.services.settings) if denied else answers.acknowledge()
         record = self._audit(call, scene, BLOCK if denied else ALLOW, [((f,), j) for f, j in zip(fields, judgements)],
@@ -76,7 +77,7 @@ class FieldHandlers:
         """A change IM reports after the fact cannot be refused: judge each field, overwrite
         the violating ones (PROFILE_REMEDIATE) if IM still holds what was judged, record, acknowledge.
         Without ``read_back`` and ``overwrite`` the change cannot be addressed and is only recorded."""
-        judgements = self._judge(call, actor, [(f,) for f in fields])
+        judgements = self._judge(call, actor, [(f,) for f in fields], scene)
         fixes = self._fixes(fields, judgements)
         if operator == self.services.settings.im_api.admin:
             fixes = {}  # an admin's change, perhaps our own overwrite coming back: never overwrite it
@@ -86,8 +87,11 @@ class FieldHandlers:
         self.services.trail.record(record, deadline=call.deadline)
         return answers.acknowledge()
 
-    def _judge(self, call: Call, actor: str, field_sets: Sequence[Tuple[TextField, ...]]) -> Sequence[Judgement]:
-        return self.services.judge(call, actor, [content_of(fields) for fields in field_sets])
+    def _judge(self, call: Call, actor: str, field_sets: Sequence[Tuple[TextField, ...]],
+               scene: str) -> Sequence[Judgement]:
+        # The rules file's scenes: friend requests, profiles, and everything about groups but their messages.
+        policy = self.services.policy(Scene(scene if scene in ("friend", "profile") else "group_info"))
+        return self.services.judge(call, actor, [content_of(fields) for fields in field_sets], policy)
 
     def _fixes(self, fields: Sequence[TextField], judgements: Sequence[Judgement]) -> Dict[str, str]:
         """What each violating field should become: the masked text where a replace rule

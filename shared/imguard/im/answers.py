@@ -27,9 +27,9 @@ def _refusal(code: int, settings: Settings) -> Dict[str, Any]:
     return {"ActionStatus": "OK", "ErrorCode": code, "ErrorInfo": settings.reject_error_info}
 
 
-def reject(scene: str, settings: Settings) -> Dict[str, Any]:
-    """Refuse a message in the way the operator configured."""
-    if settings.block_action == "silent":
+def reject(scene: str, settings: Settings, block_action: str = "") -> Dict[str, Any]:
+    """Refuse a message in the way the operator configured (``block_action``: a scene's own, or a flood's)."""
+    if (block_action or settings.block_action) == "silent":
         return {"ActionStatus": "OK", "ErrorCode": SILENT_DROP_CODE, "ErrorInfo": ""}
     custom = settings.group_reject_error_code if scene == "group" else settings.reject_error_code
     return _refusal(custom if custom is not None else REJECT_CODE, settings)

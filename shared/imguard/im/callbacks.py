@@ -67,10 +67,15 @@ class MessageCallback:
     msg_key: str = ""  # C2C: what admin_msgwithdraw needs
     msg_seq: Optional[int] = None  # group after-send only: what group_msg_recall needs
     msg_body: Tuple[Mapping[str, Any], ...] = ()
+    group_type: str = ""  # Public, Work, Meeting, AVChatRoom, Community (or their older names)
+    random: Optional[int] = None  # C2C MsgRandom, group Random: finds the message in IM's history later
+    mentioned: int = 0  # GroupAtInfo: accounts @-mentioned
+    at_all: bool = False  # GroupAtInfo: @all (GroupAtAllFlag 1)
 
     @classmethod
     def from_body(cls, command: str, body: Mapping[str, Any]) -> "MessageCallback":
         scene = "group" if command.startswith("Group.") else "c2c"
+        at_info = mappings(body.get("GroupAtInfo"))
         return cls(
             command=command,
             scene=scene,
@@ -81,6 +86,10 @@ class MessageCallback:
             msg_key=text(body.get("MsgKey")),
             msg_seq=integer(body.get("MsgSeq")),
             msg_body=mappings(body.get("MsgBody")),
+            group_type=text(body.get("Type")) if scene == "group" else "",
+            random=integer(body.get("MsgRandom" if scene == "c2c" else "Random")),
+            mentioned=len({text(at.get("GroupAt_Account")) for at in at_info} - {""}),
+            at_all=any(at.get("GroupAtAllFlag") == 1 for at in at_info),
         )
 
     @property

@@ -143,12 +143,27 @@ class ImRestClient:
             body["LastMsgKey"] = last_msg_key
         return self._call("v4/openim/admin_getroammsg", body, _read_outcome, deadline)
 
-    def group_history(self, group_id: str, msg_seq: int, topic_id: str, deadline: float) -> RestResult:
-        """The group message at ``msg_seq``, recalled or not (group_msg_get_simple)."""
-        body: Dict[str, Any] = {"GroupId": group_id, "ReqMsgSeq": msg_seq, "ReqMsgNumber": 1, "WithRecalledMsg": 1}
+    def group_history(self, group_id: str, msg_seq: Optional[int], topic_id: str, deadline: float,
+                      count: int = 1) -> RestResult:
+        """``count`` group messages up to ``msg_seq``, recalled ones too (group_msg_get_simple); without a
+        ``msg_seq``, the latest ones (the page documents ReqMsgSeq as optional: the newest come first)."""
+        body: Dict[str, Any] = {"GroupId": group_id, "ReqMsgNumber": count, "WithRecalledMsg": 1}
+        if msg_seq is not None:
+            body["ReqMsgSeq"] = msg_seq
         if topic_id:
             body["TopicId"] = topic_id
         return self._call("v4/group_open_http_svc/group_msg_get_simple", body, _read_outcome, deadline)
+
+    def set_no_speaking(self, account: str, mute_s: int, deadline: float) -> RestResult:
+        """IM's global mute, C2C and group messages alike (setnospeaking; 0 lifts it). A muted sender is
+        refused by IM itself (20012 / 10017) and no before-send callback fires."""
+        body = {"Set_Account": account, "C2CmsgNospeakingTime": mute_s, "GroupmsgNospeakingTime": mute_s}
+        return self._call("v4/openconfigsvr/setnospeaking", body, _update_outcome, deadline)
+
+    def forbid_send_msg(self, group_id: str, account: str, mute_s: int, deadline: float) -> RestResult:
+        """A mute in one group (forbid_send_msg; 0 lifts it). Work groups do not support it."""
+        body = {"GroupId": group_id, "Members_Account": [account], "MuteTime": mute_s}
+        return self._call("v4/group_open_http_svc/forbid_send_msg", body, _update_outcome, deadline)
 
     def get_member_card(self, group_id: str, deadline: float) -> RestResult:
         """Every member's name card (get_group_member_info pages only Communities; others answer whole)."""

@@ -35,12 +35,13 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
 
 
-def text_key(text: str) -> Key:
-    return ("text", _digest(text))
+def text_key(text: str, biz_type: str = "") -> Key:
+    # A verdict holds for the CI policy (BizType) that gave it: scenes may use different ones.
+    return ("text:" + biz_type, _digest(text))
 
 
-def image_key(url: str) -> Key:
-    return ("image", _digest(url))
+def image_key(url: str, biz_type: str = "") -> Key:
+    return ("image:" + biz_type, _digest(url))
 
 
 def _entry_size(verdict: Verdict) -> int:

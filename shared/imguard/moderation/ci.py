@@ -117,11 +117,13 @@ class CiClient:
 
     # -- synchronous checks -------------------------------------------------
 
-    def check_text(self, text: str, check: str = "text") -> Verdict:
+    def check_text(self, text: str, check: str = "text", biz_type: Optional[str] = None) -> Verdict:
+        """``biz_type``: a scene's own CI policy; CI_BIZTYPE (or CI's default policy) without one."""
         started = time.monotonic()
         try:
             # The request ci_auditing_text_submit(Content=..., BizType=...) sends, byte for byte.
-            conf: Dict[str, Any] = {"BizType": self._biz_type} if self._biz_type else {}
+            biz_type = biz_type or self._biz_type
+            conf: Dict[str, Any] = {"BizType": biz_type} if biz_type else {}
             content = base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
             answer = self._request("POST", "text/auditing", ci=True, body={"Input": {"Content": content}, "Conf": conf})
             detail = answer.get("JobsDetail")
@@ -131,14 +133,15 @@ class CiClient:
         except Exception as exc:
             return _error_verdict(exc, check, started)
 
-    def check_image(self, url: str, check: str = "image") -> Verdict:
+    def check_image(self, url: str, check: str = "image", biz_type: Optional[str] = None) -> Verdict:
         started = time.monotonic()
+        biz_type = biz_type or self._biz_type
         try:
             # The request get_object_sensitive_content_recognition(DetectUrl=..., BizType=...) sends: a GET on
             # the COS host, the object key "/" (none), the options in the query string.
             params = {"ci-process": "sensitive-content-recognition", "detect-url": url}
-            if self._biz_type:
-                params["biz-type"] = self._biz_type
+            if biz_type:
+                params["biz-type"] = biz_type
             answer = self._request("GET", None, ci=False, params=params)
             # A job query's shape (<Response><JobsDetail>) carries the same fields one level down.
             detail = answer.get("JobsDetail")

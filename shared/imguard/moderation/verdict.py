@@ -10,6 +10,7 @@ class Outcome(str, enum.Enum):
     PASS = "pass"
     BLOCK = "block"
     SUSPICIOUS = "suspicious"  # CI Result 2: a human would want to look
+    REVIEW = "review"  # the rules' review list matched: deliver, and queue it for a person
     ERROR = "error"  # the check failed; the fail policy decides
     TIMEOUT = "timeout"  # the check did not answer before the deadline
     SKIPPED = "skipped"  # not waited for: another check had already blocked the message

@@ -21,9 +21,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from imguard.im.callbacks import MessageCallback
+from imguard.im.messages import extract
 
 VERSION = "v2"
 MAX_DATA_ID_BYTES = 512  # CI's DataId limit
@@ -69,6 +70,13 @@ class JobRef:
     msg_seq: int = 0  # group
     topic_id: str = ""  # group, topic-enabled communities
     issued: int = 0  # Unix seconds
+
+    random = None  # a job's group message always has its MsgSeq (submitted after sending)
+    what = "reviewed file"
+
+    def carried_by(self, msg_body: Any) -> bool:
+        """Does a message IM holds carry the file this job reviews?"""
+        return any(media_digest(item.url) == self.media for item in extract(msg_body).media)
 
     @classmethod
     def for_message(cls, message: MessageCallback, kind: str, url: str,

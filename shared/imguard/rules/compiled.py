@@ -24,7 +24,7 @@ import ahocorasick
 
 import imguard
 from imguard import logs
-from imguard.rules.ruleset import RuleSet, loads
+from imguard.rules.book import Rulebook, loads
 
 SUFFIX = ".compiled"
 _MAGIC = b"imguard-compiled-rules/1\n"
@@ -55,7 +55,7 @@ def write(path: Path) -> Path:
     return target
 
 
-def read(path: Path, text: bytes, version: str) -> Optional[RuleSet]:
+def read(path: Path, text: bytes, version: str) -> Optional[Rulebook]:
     """The compiled rules for ``path`` whose content is ``text``, or None when there are none to trust."""
     compiled = sidecar(path)
     if not compiled.is_file() or not _code_folder(path):
@@ -69,7 +69,7 @@ def read(path: Path, text: bytes, version: str) -> Optional[RuleSet]:
     except Exception as exc:  # a damaged sidecar costs the parse, never the start
         logs.failure("rules.compiled_unreadable", exc, path=compiled.name)
         return None
-    if not isinstance(rules, RuleSet):
+    if not isinstance(rules, Rulebook):
         return None
     rules.version = version
     return rules

@@ -14,14 +14,14 @@ from __future__ import annotations
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import ahocorasick
 import re2
-import yaml
 
-from imguard import logs
+from imguard.rules.errors import RulesError
 from imguard.rules.normalize import Normalizer, Switches, switches_from
+from imguard.rules.yaml_text import read_yaml
 
 if TYPE_CHECKING:
     from imguard.rules.pinyin import Homophones
@@ -32,26 +32,15 @@ MAX_REGEXES = 200
 # Keywords nested in one another ("a", "aa", "aaa", ...) match at every position of a long run:
 # output-sensitive matching becomes quadratic. Past this many matches a scan stops and says so.
 MAX_HITS = 20_000
-LISTS = ("block", "replace", "allow")
+LISTS = ("block", "replace", "review", "allow")
 # One automaton word's entries: (entry, runs its characters need (collapse_repeats), whether its start
 # and its end must not touch a Latin letter or digit). A pinyin form is bounded where its entry is not.
 _Word = Tuple["Entry", Tuple[int, ...], bool, bool]
 
 
-class RulesError(ValueError):
-    """The rules cannot be loaded; the message names the entry.
-
-    Clipped, since it ends up in log lines and ConfigError: a YAML error or an entry's repr
-    can quote megabytes of the document.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(logs.clip(message))
-
-
 @dataclass(frozen=True)
 class Entry:
-    list: str  # block, replace or allow
+    list: str  # block, replace, review (deliver, and queue for a person) or allow
     rule: str  # the keyword or pattern, as written
     is_regex: bool = False
     mask: Optional[str] = None  # replace only: what a match becomes (default: one * per character)
@@ -78,7 +67,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class Scan:
-    action: str  # block, replace or pass
+    action: str  # block, review (deliver, masked where replace matched, and queue), replace or pass
     text: str  # after masking (the original when nothing is replaced)
     hits: Tuple[Hit, ...] = ()
     truncated: bool = False  # MAX_HITS reached: the text past the last hit was not looked at
@@ -96,7 +85,6 @@ class RuleSet:
     normalizer: Normalizer
     entries: List[Entry] = field(default_factory=list)
     version: str = ""  # where the rules came from, for logs
-    compiled: bool = field(default=False, init=False)  # loaded as ``make build`` compiled them
 
     def __post_init__(self) -> None:
         normalizer = self.normalizer
@@ -128,7 +116,7 @@ class RuleSet:
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.normalizer = Normalizer(state["switches"])
-        self.entries, self.version, self.compiled = state["entries"], state["version"], True
+        self.entries, self.version = state["entries"], state["version"]
         self._automaton, self._allow_automaton, self._pinyin_automaton = state["automata"]
         ignore_case = self.normalizer.switches.ignore_case
         self._regexes = [(entry, _compile_regex(entry, ignore_case)) for entry in self.entries if entry.is_regex]
@@ -164,17 +152,7 @@ class RuleSet:
         return not self.entries
 
     def scan(self, text: str) -> Scan:
-        hits, truncated = self._hits(text)
-        if not hits:
-            return Scan("pass", text, truncated=truncated)
-        allows = [h for h in hits if h.entry.list == "allow"]
-        live = [h for h in hits if h.entry.list != "allow" and not _covered(h, allows)]
-        if not live:
-            return Scan("pass", text, truncated=truncated)
-        live.sort(key=lambda h: (h.start, -h.end))
-        if any(h.entry.list == "block" for h in live):
-            return Scan("block", text, tuple(live))
-        return Scan("replace", _mask(text, live), tuple(live), truncated)
+        return scan_layers((self,), text)
 
     def _hits(self, text: str) -> Tuple[List[Hit], bool]:
         """The hits, and whether MAX_HITS matches (kept or not) cut the scan short."""
@@ -224,6 +202,28 @@ class RuleSet:
                         if len(hits) >= MAX_HITS:
                             return hits, True
         return hits, False
+
+
+def scan_layers(layers: Sequence["RuleSet"], text: str) -> Scan:
+    """One text against several rule sets at once (a scene's lists over the global ones): their hits are
+    pooled, so an allow entry of any layer covers a hit of any other, and block wins over everything."""
+    hits: List[Hit] = []
+    truncated = False
+    for layer in layers:
+        found, cut = layer._hits(text)
+        hits.extend(found)
+        truncated = truncated or cut
+    allows = [h for h in hits if h.entry.list == "allow"]
+    live = [h for h in hits if h.entry.list != "allow" and not _covered(h, allows)]
+    if not live:
+        return Scan("pass", text, truncated=truncated)
+    live.sort(key=lambda h: (h.start, -h.end))
+    lists = {h.entry.list for h in live}
+    if "block" in lists:
+        return Scan("block", text, tuple(live))
+    replaced = [h for h in live if h.entry.list == "replace"]
+    masked = _mask(text, replaced) if replaced else text
+    return Scan("review" if "review" in lists else "replace", masked, tuple(live), truncated)
 
 
 def _within(spans: Optional[List[Tuple[int, int]]], start: int, stop: int) -> bool:
@@ -428,28 +428,9 @@ def _not_chinese(keyword: str) -> str:
     return "" if found else f"{keyword!r} has no Chinese character"
 
 
-# libyaml's loader where the wheel has it (it always does on SCF): a 10,000-entry file loads in ~30 ms, not ~300.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _has_alias(text: str) -> bool:
-    """Whether the document uses an alias (``*name``). Each alias can repeat a whole subtree, so a few
-    hundred bytes of nested aliases (billion laughs) stand for billions of entries that parse() and error
-    reprs would walk. Rules files are flat lists with no use for aliases: the first one refuses the file,
-    found by libyaml's scanner before anything is composed. Anchors alone are harmless."""
-    return any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text, Loader=_Loader))
-
-
 def loads(text: str, version: str = "") -> RuleSet:
-    try:
-        if _has_alias(text):
-            raise RulesError("not valid YAML: aliases (*name) are not allowed in rules files")
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise RulesError(f"not valid YAML: {exc}") from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise RulesError("not valid YAML: nested too deeply") from None
-    return parse(data, version)
+    """The lists of a rules file; the whole file (scenes, flood, sanctions) is imguard.rules.book's."""
+    return parse(read_yaml(text), version)
 
 
 def no_rules() -> RuleSet:

@@ -20,14 +20,15 @@ from imguard.config import CosSettings
 from imguard.moderation.runner import background
 from imguard.rules import compiled
 from imguard.rules.fetch import FetchError, fetcher_for
-from imguard.rules.ruleset import RuleSet, RulesError, loads, no_rules
+from imguard.rules.book import Rulebook, loads, no_book
+from imguard.rules.errors import RulesError
 
 # SCF counts the cold start against the first invocation, which IM gives 2 s in all:
 # past this, the function starts with the file rules (or none) and the URL's arrive later.
 COLD_START_WAIT_S = 1.0
 
 
-def load_file(path: str) -> RuleSet:
+def load_file(path: str) -> Rulebook:
     """The rules file at ``path``; for the bundled file, what ``make build`` compiled from it."""
     file = Path(path)
     text = file.read_bytes()
@@ -44,14 +45,14 @@ def load_file(path: str) -> RuleSet:
 class RulesSource:
     def __init__(
         self,
-        initial: Optional[RuleSet] = None,
+        initial: Optional[Rulebook] = None,
         url: Optional[str] = None,
         refresh_s: float = 60.0,
         session: Any = None,
         clock: Callable[[], float] = time.monotonic,
         cos: Optional[CosSettings] = None,
     ):
-        self._rules = initial or no_rules()
+        self._rules = initial or no_book()
         self._url = url
         self._refresh_s = refresh_s
         self._fetcher = fetcher_for(url, cos, session) if url else None
@@ -64,7 +65,7 @@ class RulesSource:
             logs.emit("rules.url_slow", level="warning", url=logs.safe_url(self._url), waited_s=COLD_START_WAIT_S,
                       version=self._rules.version)
 
-    def current(self) -> RuleSet:
+    def current(self) -> Rulebook:
         """The rules in force; past the refresh interval, also starts a background fetch."""
         if self._url and self._clock() >= self._next_check:
             self._start_refresh()
@@ -104,5 +105,5 @@ class RulesSource:
             logs.emit("rules.rejected", level="error", url=url, detail=str(exc), kept=self._rules.version)
             return False
         self._rules, self._etag = rules, etag
-        logs.emit("rules.loaded", url=url, version=version, entries=len(rules.entries))
+        logs.emit("rules.loaded", url=url, version=version, entries=rules.entries)
         return True
