@@ -35,12 +35,13 @@ $(NODE_STAMP): package.json package-lock.json
 test: $(STAMP) compat $(if $(NPM),$(NODE_STAMP))
 	$(BIN)/python -m pytest
 
-# Prints the figures README quotes; about five minutes (LOAD_SECONDS=60 of it the HTTP load run, ~3 min the
+# Prints the figures README quotes; about six minutes (LOAD_SECONDS=60 of it the HTTP load run, ~3 min the
 # cold starts on the built folder under Python 3.9 and 3.10).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_rules.py
 	$(BIN)/python bench/bench_callback.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_counters.py
 	$(BIN)/python bench/bench_profile.py
 	$(BIN)/python bench/bench_cold_start.py
 
