@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
+from tests.conftest import IM_TOKEN, ROOT, answer_of, im_query, load_event, log_lines, scf_context, trigger_event
 
 # Imports index.py, then answers the event on stdin if there is one; prints what is imported by then.
 PROBE = """
@@ -57,6 +57,17 @@ def test_an_audit_store_is_not_imported_before_the_first_answer(tmp_path):
     modules = imported({"IM_SDKAPPID": "1400000000", "AUDIT_DSN": f"sqlite:///{tmp_path}/audit.db"})
 
     assert modules["sqlalchemy"] is False
+
+
+def test_redis_is_imported_by_the_first_message_that_needs_a_count_not_at_start(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("flood:\n  rate: {messages: 20, per: 10s}\n", encoding="utf-8")
+    env = {"IM_SDKAPPID": "1400000000", "IM_CALLBACK_TOKEN": IM_TOKEN, "RULES_PATH": str(rules),
+           "REDIS_URL": "redis://127.0.0.1:9/0", "REDIS_TIMEOUT_MS": "50"}  # nothing there: it only has to import
+    message = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
+
+    assert imported(env)["redis"] is False
+    assert imported(env, message)["redis"] is True
 
 
 def test_the_first_answer_counts_the_start_up_against_the_deadline(make_function, fake_ci, capsys):

@@ -90,16 +90,17 @@ class LocalCounters(Counters):
 
 
 class RedisCounters(Counters):
+    """The client is made by the first message that needs it: importing redis-py (it brings asyncio) costs
+    about 120 ms on SCF's Python, which a new instance would otherwise spend before its first answer."""
+
     shared = True
 
-    def __init__(self, url: str, timeout_ms: int, client: Any = None):
-        import redis  # only where REDIS_URL is set
-
-        self._errors = (redis.RedisError, OSError)
-        # One timeout for connecting and for each answer: a VPC Redis answers in about a millisecond.
-        self._redis = client or redis.Redis.from_url(url, socket_timeout=timeout_ms / 1000,
-                                                     socket_connect_timeout=timeout_ms / 1000,
-                                                     health_check_interval=30)
+    def __init__(self, url: str, timeout_ms: int):
+        self._url = url
+        self._timeout_s = timeout_ms / 1000
+        self._redis: Any = None
+        self._errors: tuple = (OSError,)
+        self._making = threading.Lock()
         self._down_until = 0.0
         self._warned_at = -WARN_EVERY_S
         self._where = logs.safe_url(url)
@@ -129,11 +130,23 @@ class RedisCounters(Counters):
         answers = self._run(lambda pipe: pipe.set(key, "1", nx=True, ex=ttl_s))
         return None if answers is None else bool(answers[0])
 
+    def _client(self) -> Any:
+        with self._making:
+            if self._redis is None:
+                import redis
+
+                self._errors = (redis.RedisError, OSError)
+                # One timeout for connecting and for each answer: a VPC Redis answers in about a millisecond.
+                self._redis = redis.Redis.from_url(self._url, socket_timeout=self._timeout_s,
+                                                   socket_connect_timeout=self._timeout_s, health_check_interval=30)
+        return self._redis
+
     def _run(self, commands: Any) -> Optional[List[Any]]:
         if time.monotonic() < self._down_until:
             return None
+        client = self._redis or self._client()
         try:
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = client.pipeline(transaction=True)
             commands(pipe)
             return pipe.execute()
         except self._errors as exc:
