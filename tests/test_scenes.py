@@ -150,3 +150,16 @@ def test_policies_remembered_per_group_stay_bounded():
         assert book.policy(Scene.group("Public", f"@TGS#{i}")).scan("加微信").action == "block"
 
     assert len(book._policies) <= MAX_SCENES * 4
+
+
+def test_the_examples_commented_sections_load_once_uncommented():
+    # rules.example.yaml shows review, scenes, flood and sanctions commented out: they must stay valid.
+    import re
+
+    text = (ROOT / "rules.example.yaml").read_text(encoding="utf-8")
+    uncommented = re.sub(r"(?m)^# ?(?=(review|scenes|flood|sanctions|  |\s*$))", "", text)
+    book = loads("\n".join(line for line in uncommented.splitlines() if not line.startswith("#")))
+
+    assert set(book.scenes) == {"group:AVChatRoom", "group_id:@TGS#2J4SZEAEL"}
+    assert not book.flood.empty and len(book.sanctions.steps) == 2
+    assert book.scan("找兼职").action == "review"
