@@ -63,13 +63,20 @@ lock: $(STAMP)
 			-o requirements/scf-py$$(echo $$version | tr -d .).txt || exit 1; \
 	done
 
-# Serve both functions, replay every recorded IM callback at im_callback, stop.
+# Serve both functions with the local cloud, replay the demo (allow, block, rewrite, CI's block, a withdrawal,
+# a mute) and every recorded IM callback, then stop. Its own store: make run's is left alone.
+DEMO_DSN := sqlite:///.imguard/demo.db
 demo: $(STAMP)
-	@mkdir -p .imguard
-	@RULES_PATH=$${RULES_PATH:-rules.example.yaml} $(BIN)/python -m imguard serve --host 127.0.0.1 --port $(DEMO_PORT) \
-		> .imguard/demo-server.log 2>&1 & pid=$$!; \
-	$(BIN)/python -m imguard replay tests/events/im --url http://127.0.0.1:$(DEMO_PORT)/im_callback --wait 15; \
-	status=$$?; kill $$pid; exit $$status
+	@mkdir -p .imguard && rm -f .imguard/demo.db
+	@AUDIT_DSN=$(DEMO_DSN) RULES_PATH=tests/events/demo/rules.yaml $(BIN)/python -m imguard serve --host 127.0.0.1 \
+		--port $(DEMO_PORT) > .imguard/demo-server.log 2>&1 & pid=$$!; \
+	AUDIT_DSN=$(DEMO_DSN) $(BIN)/python -m imguard replay tests/events/demo --url http://127.0.0.1:$(DEMO_PORT)/im_callback --wait 15; \
+	status=$$?; sleep 3; kill $$pid; \
+	echo; echo "What happened after the answers (CI's verdict on the sound, the mute):"; \
+	AUDIT_DSN=$(DEMO_DSN) $(BIN)/python -m imguard audit list --limit 4; \
+	echo; echo "All of it is in .imguard/demo.db. See it in the console:  AUDIT_DSN=$(DEMO_DSN) $(BIN)/imguard console"; \
+	echo "The review queue:  AUDIT_DSN=$(DEMO_DSN) $(BIN)/imguard review list"; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis .imguard

@@ -33,7 +33,7 @@ from bench_rules import build  # noqa: E402  (the same 10,000-entry lexicon as m
 
 from imguard.local.gateway import api_gateway_event, load_handler, scf_context  # noqa: E402
 from imguard.local.replay import callback_query  # noqa: E402
-from tests.fakes.ci import FakeCI  # noqa: E402
+from imguard.local.cloud.ci import FakeCI  # noqa: E402
 
 SDKAPPID = "1400000000"
 IMAGE = "https://im-media.example.com/{}/720"

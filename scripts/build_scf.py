@@ -202,8 +202,8 @@ def build_function(name: str, out: Path, deps: Optional[Path], rules: Optional[P
         shutil.copytree(deps, folder)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "functions" / name / "index.py", folder / "index.py")
-    # The deploy tooling runs on the operator's machine, never in the function.
-    shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK, "deploy"))
+    # The deploy tooling and the local stand-ins (make run) run on the operator's machine, never in the function.
+    shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK, "deploy", "local"))
     if rules is not None and name == "im_callback":  # audio_result judges nothing itself
         shutil.copy2(rules, folder / BUNDLED_RULES)
     return folder

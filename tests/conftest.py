@@ -15,8 +15,8 @@ from pytest_httpserver import HTTPServer
 from imguard.config import VARIABLES
 from imguard.im.auth import expected_sign
 from imguard.local.gateway import load_handler
-from tests.fakes.ci import FakeCI
-from tests.fakes.im import FakeIM
+from imguard.local.cloud.ci import FakeCI
+from imguard.local.cloud.im import FakeIM
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"

@@ -6,8 +6,8 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from tests.conftest import answer_of, im_query, load_event, scf_context, trigger_event
-from tests.fakes.ci import FakeCI
-from tests.fakes.im import FakeIM
+from imguard.local.cloud.ci import FakeCI
+from imguard.local.cloud.im import FakeIM
 
 C2C_BEFORE = "C2C.CallbackBeforeSendMsg"
 GROUP_AFTER = "Group.CallbackAfterSendMsg"

@@ -17,7 +17,7 @@ from imguard.moderation.verdict import Outcome
 from imguard.review.ci_callback import CiCallback
 from tests.conftest import (answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event,
                             wait_for_log)
-from tests.fakes.ci import recorded, with_job_ids
+from imguard.local.cloud.ci import recorded, with_job_ids
 from tests.flows import SOUND_URL, job_for, post_result, send_c2c
 
 C2C = "C2C.CallbackBeforeSendMsg"

@@ -4,18 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
-from urllib.parse import urlencode
 
 from imguard.audit import open_store
+from imguard.local import serve as local_serve
 from imguard.deploy import cli as deploy_cli
 from imguard.review import cli as review_cli
 from imguard.sanctions import cli as sanctions_cli
 
-LOCAL_SDKAPPID = "1400000000"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -27,18 +25,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--port", type=int, default=9000)
     serve.add_argument("--functions", type=Path, default=Path("functions"), help="folder of <name>/index.py")
     serve.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
-    serve.set_defaults(run=_serve)
+    serve.add_argument("--no-local-cloud", action="store_true",
+                       help="no stand-in CI and IM: CI and withdrawals only where .env configures real ones")
+    serve.add_argument("--audit-dsn", help="the audit store when AUDIT_DSN is unset (default .imguard/audit.db)")
+    serve.set_defaults(run=lambda args: local_serve.serve(args))
 
     check = commands.add_parser("check", help="apply local rules to texts; one JSON line per text")
     check.add_argument("--rules", type=Path, default=None, help="rules file (default RULES_PATH)")
     check.add_argument("--scene", help="judge as in this scene: c2c, group:AVChatRoom, group_id:@TGS#..., friend, "
                                        "profile, group_info (the rules file's scenes apply, and are shown)")
-    check.add_argument("texts", nargs="+", metavar="TEXT")
+    check.add_argument("--file", type=Path, help="judge each line of this file (UTF-8)")
+    check.add_argument("texts", nargs="*", metavar="TEXT", help="texts to judge; - reads one per line from stdin")
     check.set_defaults(run=_check)
 
     replay = commands.add_parser("replay", help="post recorded IM callback bodies to a running im_callback")
     replay.add_argument("events", nargs="+", type=Path, metavar="EVENT", help="JSON bodies, or folders of them")
-    replay.add_argument("--url", default="http://127.0.0.1:9000/im_callback", help="default the local server")
+    replay.add_argument("--url", default=None, help="default the local server: http://127.0.0.1:$PORT/im_callback "
+                                                    "(PORT from the environment or .env, else 9000)")
     replay.add_argument("--env-file", type=Path, default=Path(".env"), help="KEY=VALUE lines (default .env)")
     replay.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the server to come up")
     replay.set_defaults(run=_replay)
@@ -56,6 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     stats.add_argument("--top", type=int, default=10)
     for sub in (listing, stats):
         open_store.add_store_arguments(sub)
+        sub.add_argument("--tz", help="show times in this zone (default CONSOLE_TZ, else Asia/Shanghai)")
         sub.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
     listing.set_defaults(run=_audit_list)
     stats.set_defaults(run=_audit_stats)
@@ -65,7 +69,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     deploy_cli.add_parser(commands)  # both functions and their Function URLs on SCF (imguard.deploy)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # `imguard audit list --json | head`: the reader has gone, which is not an error. stdout is pointed
+        # at /dev/null so that the interpreter's own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -81,6 +91,10 @@ def _check(args: argparse.Namespace) -> int:
     except (OSError, RulesError) as exc:
         print(f"cannot load rules from {path}: {exc}", file=sys.stderr)
         return 2
+    texts = _texts(args)
+    if not texts:
+        print("nothing to check: give TEXT..., - for stdin, or --file PATH", file=sys.stderr)
+        return 2
     if args.scene:
         from imguard.rules.book import Scene
 
@@ -89,13 +103,26 @@ def _check(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"--scene: {exc}", file=sys.stderr)
             return 2
-        for text in args.texts:
+        for text in texts:
             print(json.dumps(dict(policy.scan(text).as_dict(text), scene=args.scene, policy=policy.describe()),
                              ensure_ascii=False))
         return 0
-    for text in args.texts:
+    for text in texts:
         print(json.dumps(rules.scan(text).as_dict(text), ensure_ascii=False))
     return 0
+
+
+def _texts(args: argparse.Namespace) -> List[str]:
+    """The texts to check: arguments, stdin's lines for ``-``, a file's lines with --file."""
+    texts: List[str] = []
+    for text in args.texts:
+        texts.extend(line.rstrip("\r\n") for line in sys.stdin) if text == "-" else texts.append(text)
+    if args.file:
+        try:
+            texts.extend(args.file.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"imguard check: cannot read {args.file}: {exc}") from None
+    return [text for text in texts if text.strip()]
 
 
 def _audit_list(args: argparse.Namespace) -> int:
@@ -103,10 +130,17 @@ def _audit_list(args: argparse.Namespace) -> int:
     from imguard.logs import text_sha256
 
     def read(store, now) -> int:
+        tz = report.zone(args.tz)
         since = report.parse_since(args.since, now) if args.since else None
         sha = text_sha256(args.text) if args.text else None
         rows = store.recent(since=since, user=args.user, action=args.action, sha256=sha, limit=args.limit)
-        print(report.as_json(rows) if args.json else report.list_table(rows))
+        if not rows and args.action:
+            known = store.actions()
+            if args.action not in known:  # a typo (blocked for block) would otherwise just find nothing
+                print(f"imguard audit: no decision has the action {args.action!r}; this store has: "
+                      f"{', '.join(known) or 'no decisions yet'}", file=sys.stderr)
+                return 2
+        print(report.as_json(rows) if args.json else report.list_table(rows, tz))
         return 0
 
     return open_store.read(args, read)
@@ -118,68 +152,30 @@ def _audit_stats(args: argparse.Namespace) -> int:
     def read(store, now) -> int:
         since = report.parse_since(args.since, now)
         stats = store.stats(since=since, top=args.top)
-        print(report.as_json(dict(stats, since=since)) if args.json else report.stats_text(stats, since))
+        tz = report.zone(args.tz)
+        print(report.as_json(dict(stats, since=since)) if args.json else report.stats_text(stats, since, tz))
         return 0
 
     return open_store.read(args, read)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from imguard.local.replay import event_files, replay, report
+    from imguard.local.replay import event_files, reasons_from, replay, report
 
     open_store.load_env_file(args.env_file)
     files = event_files(args.events)
     if not files:
         print("no .json events found", file=sys.stderr)
         return 2
-    token = os.environ.get("IM_CALLBACK_TOKEN", "").strip() or None
-    results = replay(files, args.url, os.environ.get("IM_SDKAPPID") or LOCAL_SDKAPPID, token, args.wait)
+    url = args.url or f"http://127.0.0.1:{os.environ.get('PORT') or 9000}/im_callback"
+    token = os.environ.get("IM_CALLBACK_TOKEN", "").strip() or local_serve.local_token(url)
+    store = open_store.existing_store()
+    why = reasons_from(store) if store is not None else (lambda request_id: "")
+    try:
+        results = replay(files, url, os.environ.get("IM_SDKAPPID") or local_serve.LOCAL_SDKAPPID, token, args.wait,
+                         why=why)
+    finally:
+        if store is not None:
+            store.dispose()
     print(report(results))
     return 0 if all(r.ok for r in results) else 1
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from imguard.local.gateway import LocalGateway, build_routes
-    from imguard.local.replay import callback_query
-    from sqlalchemy.engine import make_url
-
-    open_store.load_env_file(args.env_file)
-    os.environ.setdefault("IM_SDKAPPID", LOCAL_SDKAPPID)
-    os.environ.setdefault("AUDIT_DSN", open_store.LOCAL_AUDIT_DSN)
-    routes = build_routes(args.functions)
-    if not routes:
-        print(f"no functions found under {args.functions}/*/index.py", file=sys.stderr)
-        return 2
-    server = LocalGateway((args.host, args.port), routes)
-    base = f"http://{args.host}:{server.server_address[1]}"
-    print(f"imguard serving {len(routes)} function(s) on {base}")
-    if os.environ["AUDIT_DSN"].strip():
-        audit_url = make_url(os.environ["AUDIT_DSN"].strip()).render_as_string(hide_password=True)
-        print(f"  audit trail: {audit_url}  (read it with: imguard audit list)")
-    else:
-        print("  audit trail: log lines only (AUDIT_DSN is empty)")
-    for path, (name, _) in routes.items():
-        print(f"  POST {base}{path}    -> functions/{name}/index.main_handler")
-
-    token = os.environ.get("IM_CALLBACK_TOKEN", "").strip()
-    query = callback_query(os.environ["IM_SDKAPPID"], "C2C.CallbackBeforeSendMsg", token)
-    sample = {
-        "CallbackCommand": "C2C.CallbackBeforeSendMsg",
-        "From_Account": "alice",
-        "To_Account": "bob",
-        "MsgKey": "1_2_3",
-        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hello"}}],
-    }
-    print("\nTry it:")
-    print(f"  curl -s {shlex.quote(base + '/im_callback?' + urlencode(query))} \\")
-    print(f"       -d {shlex.quote(json.dumps(sample, ensure_ascii=False))}")
-    if token:
-        print("  (the Sign above is valid for CALLBACK_MAX_SKEW_S seconds)")
-    print("\nCtrl-C stops.", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0

@@ -1,14 +1,17 @@
 """Configuration: every environment variable imguard reads, parsed and checked once.
 
-A bad value raises ``ConfigError`` naming the variable, so a misconfigured
-function fails at cold start instead of answering IM with nonsense.
+Bad values raise one ``ConfigError`` naming every bad variable, so a misconfigured
+function fails at cold start instead of answering IM with nonsense, and its operator
+fixes everything in one go rather than one variable per deploy.
 """
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
 
 # IM's custom before-send codes (im-callback-protocol.md §3, §2.5).
 C2C_CUSTOM_CODES = range(120001, 130001)
@@ -21,11 +24,18 @@ COS_URL = r"cos://([a-z0-9][a-z0-9-]*-\d+)/(\S+)"
 
 
 class ConfigError(ValueError):
-    """A configuration variable is missing or invalid; the message names it."""
+    """Configuration variables are missing or invalid; the message names each. ``problems`` maps
+    each bad variable to what is wrong with it; ``variable`` is the first."""
 
-    def __init__(self, variable: str, problem: str):
-        super().__init__(f"{variable}: {problem}")
+    def __init__(self, variable: str, problem: str, more: Optional[Mapping[str, str]] = None):
+        self.problems: Dict[str, str] = {variable: problem, **(more or {})}
+        super().__init__("; ".join(f"{name}: {text}" for name, text in self.problems.items()))
         self.variable = variable
+
+    @classmethod
+    def of(cls, problems: Mapping[str, str]) -> "ConfigError":
+        (first, problem), *rest = problems.items()
+        return cls(first, problem, dict(rest))
 
 
 @dataclass(frozen=True)
@@ -95,10 +105,24 @@ BUNDLED_RULES = "rules.yaml"
 
 
 class _Env:
-    """Reads typed values from an environment mapping, naming the variable on error."""
+    """Reads typed values from an environment mapping. A bad value is noted against its variable (the first
+    problem of each) and its default used, so that one pass finds every bad variable."""
 
     def __init__(self, environ: Mapping[str, str]):
         self._environ = environ
+        self.problems: Dict[str, str] = {}
+
+    def fail(self, name: str, problem: str) -> None:
+        self.problems.setdefault(name, problem)
+
+    def guarded(self, make: Callable[[], T], default: T) -> T:
+        """``make()``, or ``default`` with its ConfigError noted."""
+        try:
+            return make()
+        except ConfigError as exc:
+            for name, problem in exc.problems.items():
+                self.fail(name, problem)
+            return default
 
     def opt(self, name: str) -> Optional[str]:
         assert name in VARIABLES or name in _PLATFORM, f"{name} is not in VARIABLES"
@@ -115,9 +139,11 @@ class _Env:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(name, f"expected an integer, got {raw!r}") from None
+            self.fail(name, f"expected an integer, got {raw!r}")
+            return default
         if valid is not None and value not in valid:
-            raise ConfigError(name, f"{value} is outside {valid.start}..{valid.stop - 1}")
+            self.fail(name, f"{value} is outside {valid.start}..{valid.stop - 1}")
+            return default
         return value
 
     def bool(self, name: str, default: bool) -> bool:
@@ -129,18 +155,21 @@ class _Env:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(name, f"expected true or false, got {raw!r}")
+        self.fail(name, f"expected true or false, got {raw!r}")
+        return default
 
     def choice(self, name: str, default: str, choices: Tuple[str, ...]) -> str:
         value = self.str(name, default).lower()
         if value not in choices:
-            raise ConfigError(name, f"expected one of {', '.join(choices)}, got {value!r}")
+            self.fail(name, f"expected one of {', '.join(choices)}, got {value!r}")
+            return default
         return value
 
     def url(self, name: str) -> Optional[str]:
         value = self.opt(name)
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ConfigError(name, f"expected an http(s) URL, got {value!r}")
+            self.fail(name, f"expected an http(s) URL, got {value!r}")
+            return None
         return value.rstrip("/") if value else None
 
 
@@ -231,12 +260,20 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         env = _Env(os.environ if environ is None else environ)
+        settings = cls._read(env)
+        if env.problems:
+            raise ConfigError.of(env.problems)
+        return settings
+
+    @classmethod
+    def _read(cls, env: "_Env") -> "Settings":
         sdk_app_id = env.int("IM_SDKAPPID", None, range(1, 2**32))
         if sdk_app_id is None:
-            raise ConfigError("IM_SDKAPPID", "required: the SDKAppID of your IM application")
-        cos, review = _cos_settings(env), _review_settings(env)
+            env.fail("IM_SDKAPPID", "required: the SDKAppID of your IM application")
+        cos = env.guarded(lambda: _cos_settings(env), CosSettings())
+        review = env.guarded(lambda: _review_settings(env), ReviewSettings())
         if review.enabled and not cos.enabled:
-            raise ConfigError("COS_BUCKET", "required with RESULT_CALLBACK_URL: CI reviews the audio and video")
+            env.fail("COS_BUCKET", "required with RESULT_CALLBACK_URL: CI reviews the audio and video")
         im_api = ImApiSettings(
             base_url=env.url("IM_API_BASE") or ImApiSettings.base_url,
             admin=env.str("IM_ADMIN_IDENTIFIER", ImApiSettings.admin),
@@ -244,15 +281,15 @@ class Settings:
         )
         profile_remediate = env.bool("PROFILE_REMEDIATE", False)
         if profile_remediate and not im_api.secret_key:
-            raise ConfigError("IM_SECRET_KEY", "required with PROFILE_REMEDIATE=true: the REST API needs a UserSig")
+            env.fail("IM_SECRET_KEY", "required with PROFILE_REMEDIATE=true: the REST API needs a UserSig")
         callback_token = env.opt("IM_CALLBACK_TOKEN")
         if callback_token is None and (review.enabled or profile_remediate):
             # Without it anyone holding the URL can describe a message that was never sent and have
             # imguard act on it: withdraw someone else's message, overwrite someone's nickname.
-            raise ConfigError("IM_CALLBACK_TOKEN", "required with RESULT_CALLBACK_URL or PROFILE_REMEDIATE=true: "
-                              "turn on callback authentication in the IM console and copy its token here")
+            env.fail("IM_CALLBACK_TOKEN", "required with RESULT_CALLBACK_URL or PROFILE_REMEDIATE=true: "
+                     "turn on callback authentication in the IM console and copy its token here")
         return cls(
-            sdk_app_id=sdk_app_id,
+            sdk_app_id=sdk_app_id or 0,
             callback_token=callback_token,
             # IM's own advice: refuse a RequestTime more than about a minute old.
             max_skew_s=env.int("CALLBACK_MAX_SKEW_S", 60, range(1, 3601)),
@@ -260,7 +297,7 @@ class Settings:
             deadline_ms=env.int("DEADLINE_MS", 1500, range(50, 1901)),
             fail_mode=env.choice("FAIL_MODE", "open", ("open", "closed")),
             oversize_action=env.choice("OVERSIZE_ACTION", "block", ("block", "allow")),
-            suspicious_action=_suspicious_action(env),
+            suspicious_action=env.guarded(lambda: _suspicious_action(env), "allow"),
             block_action=env.choice("BLOCK_ACTION", "reject", ("reject", "silent")),
             reject_error_code=env.int("REJECT_ERROR_CODE", None, C2C_CUSTOM_CODES),
             group_reject_error_code=env.int("GROUP_REJECT_ERROR_CODE", None, GROUP_CUSTOM_CODES),
@@ -269,7 +306,7 @@ class Settings:
                 user.strip() for user in env.str("WHITELIST_USERS").split(",") if user.strip()
             ),
             rules_path=env.opt("RULES_PATH") or _bundled_rules(env),
-            rules_url=_rules_url(env),
+            rules_url=env.guarded(lambda: _rules_url(env), None),
             rules_refresh_s=env.int("RULES_REFRESH_S", 60, range(1, 86401)),
             verdict_cache_s=env.int("VERDICT_CACHE_S", 300, range(0, 86401)),
             friend_reject_code=env.int("FRIEND_REJECT_CODE", 38000, FRIEND_DENY_CODES),
@@ -279,11 +316,11 @@ class Settings:
             review=review,
             im_api=im_api,
             audit=AuditSettings(
-                dsn=audit_dsn(env.opt("AUDIT_DSN")),
+                dsn=env.guarded(lambda: audit_dsn(env.opt("AUDIT_DSN")), None),
                 store_content=env.bool("AUDIT_STORE_CONTENT", False),
                 wait_ms=env.int("AUDIT_WAIT_MS", 100, range(0, 1001)),
             ),
-            redis_url=_redis_url(env),
+            redis_url=env.guarded(lambda: _redis_url(env), None),
             redis_timeout_ms=env.int("REDIS_TIMEOUT_MS", 50, range(5, 501)),
         )
 
@@ -294,9 +331,9 @@ class Settings:
             "JOB_SIGNING_KEY": bool(self.review.signing_key),
             "IM_SECRET_KEY": bool(self.im_api.secret_key),
         }
-        for name in names:
-            if not present[name]:
-                raise ConfigError(name, "required by this function")
+        missing = {name: "required by this function" for name in names if not present[name]}
+        if missing:
+            raise ConfigError.of(missing)
         return self
 
 
@@ -339,20 +376,23 @@ def _cos_settings(env: _Env) -> CosSettings:
     if bucket is None and not rules_on_cos:
         return CosSettings()
     needed_by = "COS_BUCKET" if bucket is not None else "a cos:// RULES_URL"
+    problems: Dict[str, str] = {}
     if bucket is not None and not _BUCKET_RE.match(bucket):
-        raise ConfigError("COS_BUCKET", f"expected BucketName-APPID such as imguard-1250000000, got {bucket!r}")
+        problems["COS_BUCKET"] = f"expected BucketName-APPID such as imguard-1250000000, got {bucket!r}"
     domain = env.opt("CI_DOMAIN")
     region = env.opt("COS_REGION")
     if region is None and domain is None:
-        raise ConfigError("COS_REGION", f"required with {needed_by} (for example ap-guangzhou)")
+        problems["COS_REGION"] = f"required with {needed_by} (for example ap-guangzhou)"
     # Explicit keys win; otherwise the temporary credentials of the SCF execution role.
     secret_id = env.opt("COS_SECRET_ID") or env.opt("TENCENTCLOUD_SECRETID")
     secret_key = env.opt("COS_SECRET_KEY") or env.opt("TENCENTCLOUD_SECRETKEY")
     token = None if env.opt("COS_SECRET_ID") else env.opt("TENCENTCLOUD_SESSIONTOKEN")
     if not secret_id:
-        raise ConfigError("COS_SECRET_ID", f"required with {needed_by} (or run with an SCF role)")
+        problems["COS_SECRET_ID"] = f"required with {needed_by} (or run with an SCF role)"
     if not secret_key:
-        raise ConfigError("COS_SECRET_KEY", f"required with {needed_by} (or run with an SCF role)")
+        problems["COS_SECRET_KEY"] = f"required with {needed_by} (or run with an SCF role)"
+    if problems:
+        raise ConfigError.of(problems)
     return CosSettings(
         bucket=bucket,
         region=region,
@@ -371,11 +411,11 @@ def _review_settings(env: _Env) -> ReviewSettings:
     previous = env.str("JOB_SIGNING_KEY_PREVIOUS")
     for name, key in (("JOB_SIGNING_KEY", signing_key), ("JOB_SIGNING_KEY_PREVIOUS", previous)):
         if key and len(key) < 16:
-            raise ConfigError(name, "use at least 16 random characters")
+            env.fail(name, "use at least 16 random characters")
     if callback_url and not signing_key:
-        raise ConfigError("JOB_SIGNING_KEY", "required with RESULT_CALLBACK_URL")
+        env.fail("JOB_SIGNING_KEY", "required with RESULT_CALLBACK_URL")
     if previous and not signing_key:
-        raise ConfigError("JOB_SIGNING_KEY", "required with JOB_SIGNING_KEY_PREVIOUS: the new key signs, the old one only verifies")
+        env.fail("JOB_SIGNING_KEY", "required with JOB_SIGNING_KEY_PREVIOUS: the new key signs, the old one only verifies")
     return ReviewSettings(
         callback_url=callback_url,
         signing_key=signing_key,

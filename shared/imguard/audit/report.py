@@ -2,11 +2,37 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional
 
 from imguard.tables import cell, table, width
+
+DEFAULT_TZ = "Asia/Shanghai"  # where most operators of a Chinese chat app read their times
+
+
+def zone(name: Optional[str] = None) -> Any:
+    """The operator's time zone (CONSOLE_TZ, default Asia/Shanghai); ValueError naming it when unknown."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = name or os.environ.get("CONSOLE_TZ") or DEFAULT_TZ
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (CONSOLE_TZ): use an IANA name such as Asia/Shanghai") from None
+
+
+def local_time(moment: datetime, tz: Any) -> datetime:
+    """A stored time (UTC, without a zone) in the operator's zone."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(tz)
+
+
+def milliseconds(value: Optional[float]) -> str:
+    """A latency as people read it: 0.4 for a fast local decision, not 0."""
+    if value is None:
+        return ""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -27,7 +53,11 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 def why(row: Dict[str, Any]) -> str:
     """One line saying why: what matched, where, how sure; and whether a policy (the fail policy, or the
-    oversize policy for content past a cap) decided instead of a verdict."""
+    oversize policy for content past a cap) decided instead of a verdict. A sanction says which step and why."""
+    details = row.get("details") or {}
+    if row.get("scene") == "sanction" and "step" in details:
+        return (f"step {details['step']}: {details.get('blocks')} blocks in {details.get('within_s')} s, "
+                f"mute {details.get('mute_s')} s" + (f" ({details['why']})" if details.get("why") else ""))
     parts = []
     for reason in row.get("reasons", []):
         source, outcome = reason.get("source", "?"), reason.get("outcome", "")
@@ -56,28 +86,28 @@ def why(row: Dict[str, Any]) -> str:
     return "; ".join(dict.fromkeys(parts)) or "-"
 
 
-def list_table(rows: List[Dict[str, Any]]) -> str:
+def list_table(rows: List[Dict[str, Any]], tz: Any) -> str:
     if not rows:
         return "no decisions recorded in that window"
     body = [
         (
-            row["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            local_time(row["created_at"], tz).strftime("%Y-%m-%d %H:%M:%S"),
             row["action"],
             row["scene"],
             row["command"],
             row["sender"] or "-",
             row["group_id"] or row["receiver"] or "-",
-            "" if row["latency_ms"] is None else f"{row['latency_ms']:.0f}",
+            milliseconds(row["latency_ms"]),
             why(row),
         )
         for row in rows
     ]
-    headers = ("TIME (UTC)", "ACTION", "SCENE", "COMMAND", "SENDER", "TO", "MS", "WHY")
-    return table(headers, body, (19, 14, 12, 34, 16, 16, 5, 80))
+    headers = (f"TIME ({tz.key})", "ACTION", "SCENE", "COMMAND", "SENDER", "TO", "MS", "WHY")
+    return table(headers, body, (max(19, len(headers[0])), 14, 12, 34, 16, 16, 5, 80))
 
 
-def stats_text(stats: Dict[str, Any], since: Optional[datetime]) -> str:
-    window = f"since {since:%Y-%m-%d %H:%M} UTC" if since else "all time"
+def stats_text(stats: Dict[str, Any], since: Optional[datetime], tz: Any) -> str:
+    window = f"since {local_time(since, tz):%Y-%m-%d %H:%M} {tz.key}" if since else "all time"
     out = [f"{stats['total']} decisions, {window}"]
     sections = (
         ("by action", "by_action"),

@@ -257,6 +257,7 @@ class AuditStore:
         sha256: Optional[str] = None,
         limit: int = 50,
         scene: Optional[str] = None,
+        request_id: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """Newest first, each with its reasons."""
         self.ensure_tables()
@@ -271,6 +272,8 @@ class AuditStore:
             query = query.where(decisions.c.content_sha256 == sha256.lower())
         if scene:
             query = query.where(decisions.c.scene == scene)
+        if request_id:
+            query = query.where(decisions.c.request_id == request_id)
         with self.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
             by_id: Dict[Any, List[Dict[str, Any]]] = {row["id"]: [] for row in rows}
@@ -323,6 +326,12 @@ class AuditStore:
                     limit=top,
                 ),
             }
+
+    def actions(self) -> List[str]:
+        """The actions this store holds, for telling a typo from an empty result."""
+        self.ensure_tables()
+        with self.engine.connect() as conn:
+            return [value for (value,) in conn.execute(select(decisions.c.action).distinct().order_by(decisions.c.action))]
 
     @staticmethod
     def _window(query, since: Optional[datetime]):

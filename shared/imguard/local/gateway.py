@@ -15,7 +15,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from imguard.config import ConfigError
@@ -31,6 +31,10 @@ TIME_LIMITS_MS = {"im_callback": 3000, "audio_result": 30000}
 MAX_REQUEST_BYTES = 1024 * 1024
 # A client silent this long (before or inside a request) is dropped, so it cannot hold a thread for ever.
 CLIENT_TIMEOUT_S = 10.0
+
+
+Observer = Callable[[str, Dict[str, Any], Any], None]
+REQUEST_ID_HEADER = "X-Scf-Request-Id"
 
 
 def load_handler(index_py: Path, module_name: str) -> Handler:
@@ -105,11 +109,13 @@ class LocalGateway(ThreadingHTTPServer):
 
     def __init__(
         self, address: Tuple[str, int], routes: Mapping[str, Tuple[str, Handler]],
-        client_timeout_s: float = CLIENT_TIMEOUT_S,
+        client_timeout_s: float = CLIENT_TIMEOUT_S, observer: Optional[Observer] = None,
     ):
         super().__init__(address, _RequestHandler)
         self.routes = dict(routes)
         self.client_timeout_s = client_timeout_s
+        # Told of every answered call (function, event, result): the local IM stores what it would deliver.
+        self.observer = observer
 
 
 class _Refused(Exception):
@@ -167,12 +173,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)), dict(self.headers.items()),
             body, self.client_address[0],
         )
+        context = scf_context(function_name)
         try:
-            result = handler(event, scf_context(function_name))
+            result = handler(event, context)
         except Exception as exc:  # SCF reports a crashed invocation as an error body
             print(f"[gateway] {function_name} raised {type(exc).__name__}", file=sys.stderr)
             result = None
-        self._send(*integration_response(result))
+        if self.server.observer is not None and result is not None:
+            self.server.observer(function_name, event, result)
+        status, headers, payload = integration_response(result)
+        # The invocation's request id, as API Gateway returns its own: `imguard replay` finds the decision by it.
+        self._send(status, dict(headers, **{REQUEST_ID_HEADER: context["request_id"]}), payload)
 
     def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.send_response(status)
@@ -186,12 +197,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return
 
 
-def unconfigured(name: str, problem: str) -> Handler:
-    """Stands in for a function whose cold start failed, as SCF would keep failing it."""
+def unconfigured(name: str, error: ConfigError) -> Handler:
+    """Stands in for a function whose cold start failed, as SCF would keep failing it. It carries every
+    bad variable (``config_problems``) for the banner to name."""
 
     def handler(event: Dict[str, Any], context: Dict[str, Any]) -> Dict[str, Any]:
-        return json_response(503, {"error": "NotConfigured", "message": f"{name}: {problem}"})
+        return json_response(503, {"error": "NotConfigured", "message": f"{name}: {error}"})
 
+    handler.config_problems = dict(error.problems)  # type: ignore[attr-defined]
     return handler
 
 
@@ -204,7 +217,6 @@ def build_routes(functions_dir: Path) -> Dict[str, Tuple[str, Handler]]:
         try:
             handler = load_handler(index_py, f"scf_function_{name}")
         except ConfigError as exc:
-            print(f"[gateway] {name} is not configured: {exc}", file=sys.stderr)
-            handler = unconfigured(name, str(exc))
+            handler = unconfigured(name, exc)
         routes[f"/{name}"] = (name, handler)
     return routes

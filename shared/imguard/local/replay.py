@@ -2,7 +2,9 @@
 
 Each body goes out with the query string IM adds (SdkAppid, CallbackCommand,
 contenttype, ClientIP, OptPlatform, and Sign/RequestTime when a token is
-configured), and each answer is summarised in one table row.
+configured), and each answer is summarised in one table row: what IM would do, the
+rewritten text, and why, read from the audit trail by the request id the local gateway
+returns (when there is a store to read).
 """
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import requests
 
 from imguard.im.auth import expected_sign
+from imguard.audit.report import milliseconds
 from imguard.im.callbacks import Command
+from imguard.local.gateway import REQUEST_ID_HEADER
 from imguard.tables import table
 
 
@@ -68,7 +72,11 @@ def summarise(status: int, answer: Any) -> str:
         return f"denied {len(denied)} of {len(items)}" if denied else f"allowed {len(items)}"
     code = answer.get("ErrorCode")
     if code == 0:
-        return "rewrite" if "MsgBody" in answer else "allow"
+        if "MsgBody" not in answer:
+            return "allow"
+        texts = [(e.get("MsgContent") or {}).get("Text") for e in answer["MsgBody"] if isinstance(e, dict)]
+        shown = " | ".join(t for t in texts if isinstance(t, str))
+        return f"rewrite: {shown}" if shown else "rewrite"
     if code == 2:
         return "silent drop"
     return "reject"
@@ -82,10 +90,13 @@ class Replayed:
     error_code: Any = ""
     latency_ms: Optional[float] = None
     ok: bool = True
+    why: str = ""
 
 
 def replay(files: Sequence[Path], url: str, sdk_app_id: str, token: Optional[str] = None,
-           wait_s: float = 0.0, session: Optional[requests.Session] = None) -> List[Replayed]:
+           wait_s: float = 0.0, session: Optional[requests.Session] = None,
+           why: Callable[[str], str] = lambda request_id: "") -> List[Replayed]:
+    """``why(request_id)``: the decision's reasons, as the audit trail has them."""
     session = session or requests.Session()
     results: List[Replayed] = []
     wait_until = time.monotonic() + wait_s
@@ -120,12 +131,30 @@ def replay(files: Sequence[Path], url: str, sdk_app_id: str, token: Optional[str
         except ValueError:
             answer = None
         code = answer.get("ErrorCode", "") if isinstance(answer, dict) else ""
+        request_id = response.headers.get(REQUEST_ID_HEADER, "")
         results.append(Replayed(name, command, summarise(response.status_code, answer), code, latency,
-                                ok=response.status_code == 200))
+                                ok=response.status_code == 200, why=why(request_id) if request_id else ""))
     return results
 
 
 def report(results: Sequence[Replayed]) -> str:
-    rows = [(r.file, r.command, r.action, r.error_code, "" if r.latency_ms is None else f"{r.latency_ms:.0f}")
-            for r in results]
-    return table(("FILE", "COMMAND", "ACTION", "ERRORCODE", "MS"), rows)
+    rows = [(r.file, r.command, r.action, r.error_code, milliseconds(r.latency_ms), r.why or "-") for r in results]
+    return table(("FILE", "COMMAND", "ACTION", "ERRORCODE", "MS", "WHY"), rows)
+
+
+def reasons_from(store: Any, wait_s: float = 1.0) -> Callable[[str], str]:
+    """Reads a decision's reasons from ``store`` by request id; the writer stores it just after the answer."""
+    from imguard.audit.report import why
+
+    def lookup(request_id: str) -> str:
+        end = time.monotonic() + wait_s
+        while True:
+            rows = store.recent(request_id=request_id, limit=5)
+            if rows or time.monotonic() > end:
+                # The decision first, then what it led to (a mute shares its request id).
+                rows.sort(key=lambda row: row["scene"] == "sanction")
+                return "; ".join(why(row) if row["scene"] != "sanction" else f"then {row['action']}: {why(row)}"
+                                 for row in rows)
+            time.sleep(0.05)
+
+    return lookup

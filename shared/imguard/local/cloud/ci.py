@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from xml.sax.saxutils import escape
 
 from pytest_httpserver import HTTPServer
@@ -115,6 +115,8 @@ class FakeCI:
         self.verbatim: Dict[str, Tuple[int, bytes]] = {}  # kind -> (status, body) served as recorded
         self.text_delay_s = 0.0
         self.audio_delay_s = 0.0  # how long accepting an audio/video job takes
+        # Told (JobId, Conf/Callback) of each accepted job: the local cloud posts the verdict back, as CI does.
+        self.on_submit: Optional[Callable[[str, str], None]] = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
@@ -254,6 +256,8 @@ class FakeCI:
         }
         detail = {"DataId": call.fields.get("Input/DataId", ""), "JobId": job_id, "State": "Submitted",
                   "CreationTime": "2026-11-21T12:00:00+0800"}
+        if self.on_submit is not None and call.fields.get("Conf/Callback"):
+            self.on_submit(job_id, call.fields["Conf/Callback"])
         return _xml("Response", {"JobsDetail": detail, "RequestId": "fake-submit"})
 
     def _answer_audio_query(self, call: Call) -> str:
