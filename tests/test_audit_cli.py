@@ -50,7 +50,7 @@ def test_list_shows_who_and_why_newest_first(trail_dsn, capsys):
 
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split()[:4] == ["TIME", "(UTC)", "ACTION", "SCENE"]
+    assert lines[0].split()[:4] == ["TIME", "(Asia/Shanghai)", "ACTION", "SCENE"]  # the operator's zone
     assert len(lines) == 5  # header + four decisions in the last hour
     assert "fail policy (timeout)" in lines[1]
     assert "rule block:赌博" in lines[3] and "张三" in lines[3]
@@ -119,3 +119,75 @@ def test_a_decision_past_a_cap_names_the_cap_and_the_oversize_policy():
                                                 "detail": "cap: more than 20 images"}]}
 
     assert why(row) == "cap: more than 20 images; OVERSIZE_ACTION"
+
+
+# -- the rough edges an operator found (issue #17) ----------------------------------------------------
+
+
+def test_times_are_shown_in_the_operators_zone_and_fast_decisions_keep_their_milliseconds(sqlite_dsn, capsys):
+    store = AuditStore(sqlite_dsn)
+    store.write([AuditRecord(event="callback.moderated", request_id="r", function="im_callback", command="c",
+                             scene="c2c", action="allow", latency_ms=0.4,
+                             created_at=utc_now().replace(hour=1, minute=30, second=0, microsecond=0))])
+    store.dispose()
+
+    _, shanghai, _ = run(capsys, "audit", "list", "--dsn", sqlite_dsn)
+    _, utc, _ = run(capsys, "audit", "list", "--dsn", sqlite_dsn, "--tz", "UTC")
+
+    assert " 09:30:00 " in shanghai.splitlines()[1] and " 01:30:00 " in utc.splitlines()[1]
+    assert " 0.4 " in shanghai.splitlines()[1]  # not 0
+    code, _, err = run(capsys, "audit", "list", "--dsn", sqlite_dsn, "--tz", "Mars/Olympus")
+    assert code == 2 and "unknown time zone 'Mars/Olympus'" in err
+
+
+def test_an_action_no_decision_has_is_named_with_the_ones_that_exist(trail_dsn, capsys):
+    code, out, err = run(capsys, "audit", "list", "--dsn", trail_dsn, "--action", "blocked")
+
+    assert code == 2 and out == ""
+    assert "no decision has the action 'blocked'; this store has: allow, block" in err
+
+
+def test_run_from_a_subfolder_it_reads_make_runs_store_and_never_makes_an_empty_one(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "project"
+    (project / ".imguard").mkdir(parents=True)
+    store = AuditStore(f"sqlite:///{project}/.imguard/audit.db")
+    store.write([AuditRecord(event="e", request_id="r-here", function="im_callback", command="c", scene="c2c",
+                             action="block")])
+    store.dispose()
+    monkeypatch.delenv("AUDIT_DSN", raising=False)
+    (project / "docs").mkdir()
+
+    monkeypatch.chdir(project / "docs")
+    found = run(capsys, "audit", "list", "--json")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="no AUDIT_DSN, and no .imguard/audit.db"):
+        main(["audit", "list"])
+
+    assert [row["request_id"] for row in json.loads(found[1])] == ["r-here"]
+    assert not (tmp_path / ".imguard").exists()
+
+
+def test_a_store_that_cannot_be_reached_says_what_the_driver_said(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "audit", "list", "--dsn", "postgresql://imguard:s3cret@127.0.0.1:9/x")
+
+    assert code == 1
+    assert "OperationalError" in err and "127.0.0.1" in err and "refused" in err.lower()
+    assert "s3cret" not in err
+
+
+def test_a_reader_that_goes_away_is_not_an_error(sqlite_dsn, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store = AuditStore(sqlite_dsn)
+    store.write([AuditRecord(event="e", request_id=f"r{i}", function="im_callback", command="c", scene="c2c",
+                             action="block", sender="x" * 100) for i in range(3000)])
+    store.dispose()
+    # `| head -c 1` closes the pipe after one byte: the rest (far more than a pipe holds) has nowhere to go
+    process = subprocess.run(f"{sys.executable} -m imguard audit list --json --limit 3000 --dsn {sqlite_dsn} | head -c 1",
+                             shell=True, capture_output=True, text=True, cwd=tmp_path,
+                             env={"PATH": os.environ["PATH"]})
+
+    assert process.stdout == "[" and "Traceback" not in process.stderr and "BrokenPipe" not in process.stderr

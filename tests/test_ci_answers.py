@@ -7,6 +7,8 @@ main_handler. What each must conclude is written out: outcome, label, sub-label,
 from __future__ import annotations
 
 import json
+import re
+from xml.sax.saxutils import escape
 from typing import Any, Dict, Optional, Tuple
 
 import pytest
@@ -15,10 +17,30 @@ from imguard.config import CosSettings
 from imguard.moderation.ci import CiClient, CiError
 from imguard.moderation.verdict import Outcome
 from imguard.review.ci_callback import CiCallback
-from tests.conftest import (answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event,
+from tests.conftest import (ROOT, answer_of, im_query, load_event, log_lines, scf_context, stored, trigger_event,
                             wait_for_log)
-from imguard.local.cloud.ci import recorded, with_job_ids
 from tests.flows import SOUND_URL, job_for, post_result, send_c2c
+
+
+CI_EVENTS = ROOT / "tests" / "events" / "ci"
+
+
+def recorded(name: str) -> bytes:
+    """A recorded CI answer or callback from tests/events/ci/, as bytes (``recorded("image_doc_full.xml")``)."""
+    return (CI_EVENTS / name).read_bytes()
+
+
+def with_job_ids(answer: bytes, job_id: str, data_id: str) -> bytes:
+    """A recorded job answer with only its JobId and DataId made those of a job the test submitted (the
+    documents' samples name none of ours, and audio_result refuses a DataId it did not sign); every
+    other byte stays as recorded. A DataId element is added after <JobsDetail> when the sample has none."""
+    text = answer.decode("utf-8")
+    text, n = re.subn(r"<JobId>[^<]*</JobId>", f"<JobId>{escape(job_id)}</JobId>", text, count=1)
+    assert n == 1, "the recorded answer has no JobId element"
+    text, n = re.subn(r"<DataId>[^<]*</DataId>|<DataId/>", f"<DataId>{escape(data_id)}</DataId>", text, count=1)
+    if n == 0:
+        text = text.replace("<JobsDetail>", f"<JobsDetail><DataId>{escape(data_id)}</DataId>", 1)
+    return text.encode("utf-8")
 
 C2C = "C2C.CallbackBeforeSendMsg"
 AUDIO_JOB = "aab1ca9fc8a3ed11ea834c525400863904"  # the JobId of the audio query doc sample

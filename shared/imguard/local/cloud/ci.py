@@ -16,33 +16,11 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from xml.sax.saxutils import escape
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
-
-
-CI_EVENTS = Path(__file__).resolve().parent.parent / "events" / "ci"
-
-
-def recorded(name: str) -> bytes:
-    """A recorded CI answer or callback from tests/events/ci/, as bytes (``recorded("image_doc_full.xml")``)."""
-    return (CI_EVENTS / name).read_bytes()
-
-
-def with_job_ids(answer: bytes, job_id: str, data_id: str) -> bytes:
-    """A recorded job answer with only its JobId and DataId made those of a job the test submitted (the
-    documents' samples name none of ours, and audio_result refuses a DataId it did not sign); every
-    other byte stays as recorded. A DataId element is added after <JobsDetail> when the sample has none."""
-    text = answer.decode("utf-8")
-    text, n = re.subn(r"<JobId>[^<]*</JobId>", f"<JobId>{escape(job_id)}</JobId>", text, count=1)
-    assert n == 1, "the recorded answer has no JobId element"
-    text, n = re.subn(r"<DataId>[^<]*</DataId>|<DataId/>", f"<DataId>{escape(data_id)}</DataId>", text, count=1)
-    if n == 0:
-        text = text.replace("<JobsDetail>", f"<JobsDetail><DataId>{escape(data_id)}</DataId>", 1)
-    return text.encode("utf-8")
 
 
 @dataclass
