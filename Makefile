@@ -9,7 +9,7 @@ PORT       ?= 9000
 DEMO_PORT  ?= 9077
 SCF_PYTHON ?= 3.9
 
-.PHONY: run test compat bench build layer lock demo venv clean
+.PHONY: console run test compat bench build layer lock demo venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	RULES_PATH=$${RULES_PATH:-rules.example.yaml} $(BIN)/python -m imguard serve --host $(HOST) --port $(PORT)
+
+# The web console over make run's audit store (or AUDIT_DSN), on http://127.0.0.1:8800/.
+console: $(STAMP)
+	$(BIN)/python -m imguard console --port $${CONSOLE_PORT:-8800}
 
 # SCF has no Python newer than 3.10: anything the code uses must exist in 3.9.
 compat: $(STAMP)

@@ -23,6 +23,7 @@ target interpreter is not on this machine says so loudly.
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import hashlib
 import json
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("im_callback", "audio_result")
+FUNCTIONS = ("im_callback", "audio_result", "console")
 TARGETS = ("3.9", "3.10")
 SDIST_ONLY = ("crcmod", "tls-sig-api-v2")
 JUNK = ("__pycache__", "*.pyc", "*.pyo", "tests", "test", ".pytest_cache")
@@ -52,6 +53,7 @@ CHECK_ENV = {
                      "JOB_SIGNING_KEY": "build-check-signing-key", "IM_SECRET_KEY": "0" * 64,
                      "COS_BUCKET": "check-1250000000", "COS_REGION": "ap-guangzhou", "COS_SECRET_ID": "id",
                      "COS_SECRET_KEY": "key", "CI_DOMAIN": "127.0.0.1:9", "CI_SCHEME": "http"},
+    "console": {"AUDIT_DSN": "sqlite:///:memory:", "CONSOLE_TOKEN": "build-check-console-token"},
 }
 
 # Runs inside the target interpreter: the folders first on sys.path, nothing of this machine's.
@@ -204,7 +206,7 @@ def build_function(name: str, out: Path, deps: Optional[Path], rules: Optional[P
     shutil.copy2(ROOT / "functions" / name / "index.py", folder / "index.py")
     # The deploy tooling and the local stand-ins (make run) run on the operator's machine, never in the function.
     shutil.copytree(ROOT / "shared" / "imguard", folder / "imguard", ignore=shutil.ignore_patterns(*JUNK, "deploy", "local"))
-    if rules is not None and name == "im_callback":  # audio_result judges nothing itself
+    if rules is not None and name != "audio_result":  # audio_result judges nothing itself; the console tries texts
         shutil.copy2(rules, folder / BUNDLED_RULES)
     return folder
 
@@ -248,6 +250,8 @@ def recorded_events(name: str) -> List[Tuple[dict, dict]]:
             query = {"SdkAppid": CHECK_SDKAPPID, "CallbackCommand": command, "contenttype": "json",
                      "RequestTime": stamp, "Sign": sign}
             events.append((dict(envelope, body=json.dumps(body, ensure_ascii=False), queryString=query), context))
+    elif name == "console":  # the sign-in page: Flask, its templates and the SCF adapter, on the target
+        events.append((dict(envelope, httpMethod="GET", path="/login", body="", queryString={}), context))
     else:
         body = (ROOT / "tests" / "events" / "ci" / "audio_simple_guide.json").read_text(encoding="utf-8")
         events.append((dict(envelope, body=body, queryString={}), context))
@@ -272,15 +276,20 @@ def run_on_target(python_bin: str, folders: List[Path], env: Dict[str, str],
 
 def check_folder(python_bin: str, name: str, folders: List[Path]) -> str:
     result = run_on_target(python_bin, folders, CHECK_ENV[name], recorded_events(name))
-    expected = 200 if name == "im_callback" else 401  # nobody signed the CI verdict: refused, readably
+    expected = 401 if name == "audio_result" else 200  # nobody signed the CI verdict: refused, readably
     for answer in result["answers"]:
+        if name == "console":
+            page = base64.b64decode(answer.get("body") or "").decode("utf-8", "replace")
+            if answer.get("statusCode") != 200 or 'name="csrf_token"' not in page:
+                raise BuildError(f"console on Python {result['python']} answered {str(answer)[:300]}")
+            continue
         body = json.loads(answer.get("body") or "null")
         if answer.get("statusCode") != expected or not isinstance(body, dict):
             raise BuildError(f"{name} on Python {result['python']} answered {answer}")
         if name == "im_callback" and not isinstance(body.get("ErrorCode"), int):
             raise BuildError(f"{name} on Python {result['python']} gave IM no ErrorCode: {body}")
     loaded = [line for line in result["logs"] if line["event"] == "rules.loaded"]
-    if (folders[0] / BUNDLED_RULES).is_file():
+    if name == "im_callback" and (folders[0] / BUNDLED_RULES).is_file():
         if not (loaded and loaded[0].get("compiled")):
             raise BuildError(f"{name} on Python {result['python']} parsed {BUNDLED_RULES} instead of loading what the "
                              f"build compiled: {loaded or 'no rules.loaded line'}")

@@ -132,6 +132,7 @@ def test_the_scf_build_starts_on_its_target_python_with_the_bundled_rules(tmp_pa
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
     assert re.search(rf"checked im_callback: \d+ recorded event\(s\) answered on Python {re.escape(python)}\.", built.stdout)
     assert f"checked audio_result: 1 recorded event(s) answered on Python {python}." in built.stdout
+    assert f"checked console: 1 recorded event(s) answered on Python {python}." in built.stdout  # its sign-in page
     # AND the target interpreter compiled everything to unchecked-hash bytecode (zip times do not matter)
     tag = "cpython-" + python.replace(".", "")
     for module in ("index", "imguard/apps/im_callback", "yaml/__init__"):

@@ -64,6 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     listing.set_defaults(run=_audit_list)
     stats.set_defaults(run=_audit_stats)
 
+    console = commands.add_parser("console", help="the web console over the audit store (AUDIT_DSN)")
+    console.add_argument("--host", default="127.0.0.1", help="default loopback; anything else needs CONSOLE_TOKEN")
+    console.add_argument("--port", type=int, default=8800)
+    open_store.add_store_arguments(console)
+    console.set_defaults(run=_console)
     review_cli.add_parser(commands)  # the human review queue (imguard.review.queue)
     sanctions_cli.add_parser(commands)  # mutes the ladder applied, and lifting them
     deploy_cli.add_parser(commands)  # both functions and their Function URLs on SCF (imguard.deploy)
@@ -123,6 +128,42 @@ def _texts(args: argparse.Namespace) -> List[str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise SystemExit(f"imguard check: cannot read {args.file}: {exc}") from None
     return [text for text in texts if text.strip()]
+
+
+def _console(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from imguard.config import ConfigError
+    from imguard.console.app import create_app
+    from imguard.console.settings import ConsoleSettings
+
+    open_store.load_env_file(args.env_file)
+    env = dict(os.environ)
+    if args.dsn:
+        env["AUDIT_DSN"] = args.dsn
+    elif not env.get("AUDIT_DSN", "").strip():
+        env["AUDIT_DSN"] = f"sqlite:///{open_store.local_store(Path.cwd())}"
+    try:
+        settings = ConsoleSettings.from_env(env, host=args.host)
+    except ConfigError as exc:
+        print("imguard console: " + "; ".join(f"{k}: {v}" for k, v in exc.problems.items()), file=sys.stderr)
+        return 2
+    try:
+        from imguard.console.settings import LOOPBACK
+
+        app = create_app(settings, secure_cookies=args.host not in LOOPBACK)  # elsewhere: behind HTTPS
+        server = make_server(args.host, args.port, app, threaded=True)
+    except OSError as exc:
+        print(f"imguard console: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"imguard console on http://{args.host}:{server.server_port}/ (times in {settings.tz_name}; "
+          f"{'sign in with CONSOLE_TOKEN' if settings.token else 'no sign-in: loopback only'}). Ctrl-C stops.",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _audit_list(args: argparse.Namespace) -> int:

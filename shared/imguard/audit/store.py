@@ -258,6 +258,10 @@ class AuditStore:
         limit: int = 50,
         scene: Optional[str] = None,
         request_id: Optional[str] = None,
+        group_id: Optional[str] = None,
+        label: Optional[str] = None,
+        rule: Optional[str] = None,
+        decision_id: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Newest first, each with its reasons."""
         self.ensure_tables()
@@ -274,6 +278,13 @@ class AuditStore:
             query = query.where(decisions.c.scene == scene)
         if request_id:
             query = query.where(decisions.c.request_id == request_id)
+        if group_id:
+            query = query.where(decisions.c.group_id == group_id)
+        if decision_id is not None:
+            query = query.where(decisions.c.id == decision_id)
+        for column, value in ((reasons.c.label, label), (reasons.c.rule, rule)):
+            if value:  # decisions with a reason carrying that label (CI, IM) or that local rule (list:entry)
+                query = query.where(decisions.c.id.in_(select(reasons.c.audit_id).where(column == value)))
         with self.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
             by_id: Dict[Any, List[Dict[str, Any]]] = {row["id"]: [] for row in rows}

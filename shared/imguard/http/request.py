@@ -39,6 +39,25 @@ class HttpRequest:
     def header(self, name: str, default: str = "") -> str:
         return self._headers.get(name.lower(), default)
 
+    @property
+    def method(self) -> str:
+        method = self._event.get("httpMethod")
+        return method.upper() if isinstance(method, str) and method.isalpha() else "GET"
+
+    @property
+    def path(self) -> str:
+        path = self._event.get("path")
+        return path if isinstance(path, str) and path.startswith("/") else "/"
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        return dict(self._headers)
+
+    @property
+    def queries(self) -> Dict[str, str]:
+        """Every query value, names as sent (for the console's pages; the callbacks ask by name)."""
+        return _str_dict(self._event.get("queryString"))
+
     def _request_id(self) -> str:
         """SCF's invocation id, else the gateway's, else a fresh one: every log line needs one."""
         for candidate in (

@@ -214,6 +214,8 @@ def build_routes(functions_dir: Path) -> Dict[str, Tuple[str, Handler]]:
     routes = {}
     for index_py in sorted(functions_dir.glob("*/index.py")):
         name = index_py.parent.name
+        if name == "console":  # `imguard console` serves it, with its own sign-in; not a callback
+            continue
         try:
             handler = load_handler(index_py, f"scf_function_{name}")
         except ConfigError as exc:
