@@ -3,6 +3,7 @@ import re
 from typing import Dict, List
 
 from imguard.config import VARIABLES
+from imguard.console.settings import CONSOLE_VARIABLES
 from tests.conftest import ROOT
 
 README_ZH = ROOT / "README.zh-CN.md"
@@ -43,7 +44,13 @@ def test_every_variable_has_a_row_in_the_chinese_readme():
 def test_every_variable_row_in_the_chinese_readme_names_a_variable():
     named = [m.group(1) for m in map(VARIABLE_ROW.match, _lines()) if m]
 
-    assert [name for name in named if name not in VARIABLES] == []
+    assert [name for name in named if name not in VARIABLES and name not in CONSOLE_VARIABLES] == []
+
+
+def test_both_readmes_document_the_consoles_own_variables():
+    for readme in (README_ZH, ROOT / "README.md"):
+        text = readme.read_text(encoding="utf-8")
+        assert [name for name in CONSOLE_VARIABLES if f"| `{name}` |" not in text] == [], readme.name
 
 
 def test_the_chinese_variable_table_lists_each_variable_once_with_its_default():
