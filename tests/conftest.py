@@ -112,7 +112,7 @@ def rules_server():
 @pytest.fixture
 def fake_ci(ci_server) -> FakeCI:
     ci_server.clear()
-    return FakeCI(ci_server)
+    return FakeCI(ci_server, secret_id=f"AKIDtest{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def make_function(base_env, fake_ci) -> Callable[..., Callable]:
             settings.update(
                 COS_BUCKET="imguard-1250000000",
                 COS_REGION="ap-guangzhou",
-                COS_SECRET_ID="AKIDtest",
+                COS_SECRET_ID=fake_ci.secret_id,
                 COS_SECRET_KEY="test-secret",
                 CI_DOMAIN=fake_ci.domain,
                 CI_SCHEME="http",

@@ -79,7 +79,7 @@ def test_built_im_callback_answers_a_recorded_callback_on_its_own(native_build, 
     # GIVEN the built folder, configured against the fake CI which flags the sample's text
     fake_ci.flag_word("red packet", label="Ads")
     env = {"IM_SDKAPPID": SDKAPPID, "COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou",
-           "COS_SECRET_ID": "AKIDtest", "COS_SECRET_KEY": "test-secret", "CI_DOMAIN": fake_ci.domain,
+           "COS_SECRET_ID": fake_ci.secret_id, "COS_SECRET_KEY": "test-secret", "CI_DOMAIN": fake_ci.domain,
            "CI_SCHEME": "http", "AUDIT_DSN": f"sqlite:///{tmp_path}/audit.db", "NO_PROXY": "127.0.0.1"}
     event = trigger_event(load_event("im/c2c_before_text"), im_query("C2C.CallbackBeforeSendMsg"))
 
@@ -97,7 +97,7 @@ def test_built_functions_review_and_withdraw_a_sound_message_end_to_end(native_b
     sound = load_event("im/c2c_before_sound")
     fake_ci.flag_media(sound["MsgBody"][0]["MsgContent"]["Url"], label="Porn")
     env = {"IM_SDKAPPID": SDKAPPID, "COS_BUCKET": "imguard-1250000000", "COS_REGION": "ap-guangzhou",
-           "COS_SECRET_ID": "AKIDtest", "COS_SECRET_KEY": "test-secret", "CI_DOMAIN": fake_ci.domain,
+           "COS_SECRET_ID": fake_ci.secret_id, "COS_SECRET_KEY": "test-secret", "CI_DOMAIN": fake_ci.domain,
            "CI_SCHEME": "http", "RESULT_CALLBACK_URL": "https://imguard.example.com/audio_result",
            "JOB_SIGNING_KEY": JOB_SIGNING_KEY, "IM_SECRET_KEY": IM_SECRET_KEY, "IM_API_BASE": fake_im.base_url,
            "IM_CALLBACK_TOKEN": IM_TOKEN, "NO_PROXY": "127.0.0.1"}

@@ -49,7 +49,7 @@ AUDIO_JOB = "aab1ca9fc8a3ed11ea834c525400863904"  # the JobId of the audio query
 @pytest.fixture
 def ci(fake_ci) -> CiClient:
     """The client im_callback and audio_result use, pointed at the fake as they are (CI_DOMAIN, http)."""
-    return CiClient(CosSettings(bucket="imguard-1250000000", region="ap-guangzhou", secret_id="AKIDtest",
+    return CiClient(CosSettings(bucket="imguard-1250000000", region="ap-guangzhou", secret_id=fake_ci.secret_id,
                                 secret_key="test-secret", domain=fake_ci.domain, scheme="http"), timeout_s=5.0)
 
 
@@ -88,7 +88,7 @@ def test_the_sdk_itself_cannot_read_an_answer_with_empty_scene_nodes(fake_ci):
     from qcloud_cos import CosConfig, CosS3Client
 
     fake_ci.serve("image", recorded("image_gosdk_jobdetail_rerooted.xml"))
-    client = CosS3Client(CosConfig(SecretId="AKIDtest", SecretKey="test-secret", Scheme="http",
+    client = CosS3Client(CosConfig(SecretId=fake_ci.secret_id, SecretKey="test-secret", Scheme="http",
                                    Domain=fake_ci.domain), retry=0)
 
     with pytest.raises(TypeError):  # 'OcrResults' in None
@@ -136,7 +136,7 @@ def test_every_documented_text_answer_is_read(ci, fake_ci, fixture, expected):
 
 
 def test_a_text_request_carries_the_biztype(fake_ci):
-    client = CiClient(CosSettings(bucket="imguard-1250000000", secret_id="AKIDtest", secret_key="test-secret",
+    client = CiClient(CosSettings(bucket="imguard-1250000000", secret_id=fake_ci.secret_id, secret_key="test-secret",
                                   domain=fake_ci.domain, scheme="http", biz_type="b81d45f94b91a683255e9a9506f45a11"),
                       timeout_s=5.0)
 
