@@ -116,7 +116,8 @@ def _banner(server, routes, cloud) -> None:
     print(f"       -d {shlex.quote(json.dumps(sample, ensure_ascii=False))}")
     if token:
         print("  (signed as IM signs it; the Sign is good for CALLBACK_MAX_SKEW_S seconds)")
-    print(f"  {imguard_command()} replay tests/events/demo     # allow, block, rewrite, withdraw, mute")
+    print(f"  {imguard_command()} replay tests/events/im       # every recorded IM callback, with what and why")
+    print("  make demo     # its own server and rules: allow, block, rewrite, a withdrawal, a mute, a review")
     print("\nCtrl-C stops.", flush=True)
 
 
