@@ -185,3 +185,36 @@ def test_the_console_runs_as_an_scf_function(sqlite_dsn, monkeypatch):
     with pytest.raises(ConfigError, match="CONSOLE_TOKEN"):
         create_handler({"AUDIT_DSN": sqlite_dsn})  # on SCF there is no loopback: a token is required
     assert json.loads(json.dumps(answer))  # an integration response SCF can serialise
+
+
+# -- found in review ----------------------------------------------------------------------------------
+
+
+def test_without_a_token_only_this_machines_own_names_are_served(sqlite_dsn):
+    # DNS rebinding: a page elsewhere points its own name at 127.0.0.1; its requests carry that Host.
+    client = create_app(ConsoleSettings(sqlite_dsn), secure_cookies=False).test_client()
+
+    assert client.get("/", headers={"Host": "127.0.0.1:8800"}).status_code == 200
+    assert client.get("/", headers={"Host": "localhost:8800"}).status_code == 200
+    assert client.get("/", headers={"Host": "evil.example:8800"}).status_code == 400
+
+
+def test_a_sign_in_expires(console, monkeypatch):
+    from imguard.console import app as console_app
+
+    sign_in(console)
+    assert console.get("/").status_code == 200
+    later = console_app.time.time() + console_app.SESSION_S + 1
+    monkeypatch.setattr(console_app.time, "time", lambda: later)
+
+    assert console.get("/").status_code == 302
+
+
+def test_the_language_rides_in_the_one_session_cookie(console):
+    sign_in(console)
+
+    response = console.get("/?lang=en")
+    cookies = response.headers.getlist("Set-Cookie")
+
+    assert len(cookies) == 1 and cookies[0].startswith("session=")
+    assert ">Overview<" in console.get("/").get_data(as_text=True)

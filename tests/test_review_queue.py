@@ -133,7 +133,7 @@ def test_withdraw_of_a_message_im_does_not_hold_withdraws_nothing(reviewed, audi
     status = queue.withdraw(item["id"], "moderator-li", im_client(fake_im))
 
     assert status == UNCONFIRMED and fake_im.withdrawn == []
-    assert "does not carry the text in the review queue" in queue.list(status=UNCONFIRMED)[0]["outcome"]
+    assert "does not carry the content in the review queue" in queue.list(status=UNCONFIRMED)[0]["outcome"]
 
 
 def test_a_group_message_queued_before_delivery_is_found_by_its_random_and_recalled(make_function, tmp_path,
@@ -176,3 +176,68 @@ def test_the_command_line_lists_keeps_and_says_why_it_cannot_withdraw(reviewed, 
     assert json.loads(kept.stdout) == {"id": second["id"], "status": "kept"}
     assert no_key.returncode != 0 and "IM_SECRET_KEY" in no_key.stderr
     assert [row["status"] for row in queue_of(audit_dsn).list(status=None)] == ["pending", "kept"]
+
+
+# -- found in review ----------------------------------------------------------------------------------
+
+
+def test_a_group_message_pages_back_past_the_first_page_whatever_is_finished_says(make_function, tmp_path,
+                                                                                 sqlite_dsn, fake_im):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    handler = make_function(ci=False, RULES_PATH=str(rules), AUDIT_DSN=sqlite_dsn)
+    before = dict(load_event("im/group_before_text_topic"), Random=4242,
+                  MsgBody=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": "兼职招人"}}])
+    handler(trigger_event(before, im_query("Group.CallbackBeforeSendMsg")), scf_context())
+    fake_im.deliver_group(dict(before, MsgSeq=100, MsgTime=1717000000))
+    for seq in range(101, 126):  # 25 newer messages: the queued one is on the second page
+        fake_im.deliver_group(dict(before, MsgSeq=seq, Random=seq, MsgTime=1717000000,
+                                   MsgBody=[{"MsgType": "TIMTextElem", "MsgContent": {"Text": f"later {seq}"}}]))
+    stored(sqlite_dsn)
+    queue = queue_of(sqlite_dsn)
+    [item] = queue.list()
+
+    assert queue.withdraw(item["id"], "li", im_client(fake_im)) == WITHDRAWN
+    assert [w["MsgSeq"] for w in fake_im.withdrawn] == [100]
+
+
+def test_an_image_only_item_is_confirmed_by_its_image(make_function, fake_ci, sqlite_dsn, fake_im):
+    body = load_event("im/c2c_before_image")
+    for image in body["MsgBody"][0]["MsgContent"]["ImageInfoArray"]:
+        fake_ci.flag_image(image["URL"], result=2, label="Porn")
+    handler = make_function(SUSPICIOUS_ACTION="review", AUDIT_DSN=sqlite_dsn)
+    send_c2c(handler, body, fake_im)
+    stored(sqlite_dsn)
+    queue = queue_of(sqlite_dsn)
+    [item] = queue.list()
+
+    assert queue.withdraw(item["id"], "li", im_client(fake_im)) == WITHDRAWN
+    assert fake_im.withdrawn[0]["MsgKey"] == body["MsgKey"]
+
+
+def test_nobody_can_keep_an_item_while_it_is_being_withdrawn(reviewed, audit_dsn, fake_im):
+    from imguard.im.rest import ImRestClient
+
+    send_c2c(reviewed, text_message("兼职"), fake_im)
+    stored(audit_dsn)
+    queue = queue_of(audit_dsn)
+    [item] = queue.list()
+    attempts = []
+
+    class SecondModerator(ImRestClient):
+        """IM's read-back, during which another moderator clicks Keep."""
+
+        def c2c_history(self, *args, **kwargs):
+            try:
+                attempts.append(queue.keep(item["id"], "wang"))
+            except ReviewError as exc:
+                attempts.append(str(exc))
+            return super().c2c_history(*args, **kwargs)
+
+    im = im_client(fake_im)
+    im.__class__ = SecondModerator
+
+    assert queue.withdraw(item["id"], "li", im) == WITHDRAWN
+    assert attempts == [f"review item {item['id']} was already decided"]
+    [row] = queue.list(status=WITHDRAWN)
+    assert row["decided_by"] == "li" and len(fake_im.withdrawn) == 1

@@ -134,3 +134,22 @@ def test_a_rules_file_that_is_not_utf8_is_refused_by_name(tmp_path):
 
     with pytest.raises(RulesError, match="not UTF-8"):
         load_file(str(rules))
+
+
+def test_a_link_to_the_code_folders_rules_never_reads_a_sidecar_beside_the_link(code_folder, tmp_path):
+    # GIVEN RULES_PATH at a link (in a writable folder) to the bundled rules.yaml, and a pickle planted beside it
+    load_in(code_folder, write=True)
+    elsewhere = tmp_path / "mounted"
+    elsewhere.mkdir()
+    (elsewhere / "rules.yaml").symlink_to(code_folder / "rules.yaml")
+    marker = tmp_path / "ran"
+    (elsewhere / "rules.yaml.compiled").write_bytes(pickle.dumps(Exploit(marker)))
+
+    probe = PROBE.replace('Path(sys.argv[1]) / "rules.yaml"))\nprint', f'Path({str(elsewhere)!r}) / "rules.yaml"))\nprint')
+    assert probe != PROBE
+    process = subprocess.run([sys.executable, "-c", probe, str(code_folder), "read", json.dumps(TEXTS)],
+                             capture_output=True, text=True, timeout=60)
+
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert not marker.exists()  # the build's own sidecar, beside the real file, is the only one read
+    assert json.loads(process.stdout.strip().splitlines()[-1])["compiled"] is True

@@ -334,3 +334,49 @@ def test_per_instance_counts_stay_bounded_whoever_sends(capsys):
 
     assert len(counters._events) == 1_000
     assert [line["event"] for line in log_lines(capsys)] == ["counters.per_instance"]  # said once
+
+
+# -- found in review: what the first version let through -------------------------------------------------
+
+
+def test_a_redis_url_redis_py_cannot_use_is_refused_at_start_and_never_crashes_a_message():
+    from imguard.config import ConfigError, Settings
+
+    for url in ("redis://:pw@10.0.0.6:63x79/0", "redis://10.0.0.6:6379/abc", "localhost:6379"):
+        with pytest.raises(ConfigError, match="REDIS_URL: expected redis://") as raised:
+            Settings.from_env({"IM_SDKAPPID": SDKAPPID, "REDIS_URL": url})
+        assert "pw" not in str(raised.value)
+    # and if one reaches the client anyway, that message is only unchecked
+    assert RedisCounters("redis://:pw@10.0.0.6:63x79/0", 50).record([Window("k", (10,), 5)], time.time()) is None
+
+
+def test_redis_failures_are_logged_without_the_password(capsys):
+    RedisCounters("redis://:s3cret@127.0.0.1:9/0", timeout_ms=50).record([Window("k", (10,), 5)], time.time())
+
+    [line] = log_lines(capsys)
+    assert line["redis"] == "redis://***@127.0.0.1:9/0" and "s3cret" not in json.dumps(line)
+
+
+def test_a_group_step_earned_in_c2c_does_not_use_up_the_groups_mute(guarded, fake_im):
+    handler = guarded("block: [傻逼]\nsanctions:\n  - {blocks: 2, within: 10m, mute: 30m, scope: group}\n")
+
+    send_c2c(handler, text_message("傻逼", sender="hong"))
+    send_c2c(handler, text_message("傻逼", sender="hong"))  # reaches the step in C2C: recorded only
+    event = trigger_event(group_message("傻逼", From_Account="hong"), im_query("Group.CallbackBeforeSendMsg"))
+    handler(event, scf_context())  # the third block, in a group: that group's mute
+
+    assert fake_im.calls_to(fake_im.FORBID_SEND) == [
+        {"GroupId": "@TGS#2J4SZEAEL", "Members_Account": ["hong"], "MuteTime": 1800}]
+
+
+def test_a_text_counted_across_all_senders_never_counts_against_one_of_them(guarded, fake_im):
+    # A bot farm sprays a phrase; an innocent user who sends it too must not climb the ladder for it.
+    handler = guarded("flood:\n  repeat: {times: 2, within: 10m, by: anyone, action: block}\n"
+                      "sanctions:\n  - {blocks: 2, within: 10m, mute: 1h}\n")
+    for bot in range(3):
+        send_c2c(handler, text_message("今晚八点开会", sender=f"bot{bot}"))
+
+    codes = [send_c2c(handler, text_message("今晚八点开会", sender="colleague"))["ErrorCode"] for _ in range(3)]
+
+    assert codes == [1, 1, 1]  # refused, as the check says
+    assert fake_im.calls_to(fake_im.SET_NO_SPEAKING) == []  # but nobody is muted for it

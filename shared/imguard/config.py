@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple, TypeVar
 
@@ -339,9 +340,16 @@ class Settings:
 
 def _redis_url(env: _Env) -> Optional[str]:
     value = env.opt("REDIS_URL")
-    if value is not None and not re.match(r"^rediss?://[^/\s]+", value):
-        # Never echo the value: it may carry a password.
-        raise ConfigError("REDIS_URL", "expected redis://[:password@]host:port[/db] or rediss://...")
+    if value is None:
+        return None
+    problem = "expected redis://[:password@]host:port[/db] or rediss://..."  # never echo it: it may hold a password
+    try:
+        parts = urlsplit(value)
+        port, path = parts.port, parts.path.strip("/")
+    except ValueError:  # a port that is not a number
+        raise ConfigError("REDIS_URL", problem) from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname or (path and not path.isdigit()):
+        raise ConfigError("REDIS_URL", problem + (f" (port {port})" if port is not None and port > 65535 else ""))
     return value
 
 

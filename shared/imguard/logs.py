@@ -55,8 +55,13 @@ def text_sha256(text: str) -> str:
 
 def safe_url(url: str) -> str:
     """A URL as a log may show it: scheme, host and path, never the query string or fragment
-    (presigned COS links carry their credentials there)."""
-    return url.split("?", 1)[0].split("#", 1)[0]
+    (presigned COS links carry their credentials there), nor a user and password before the host
+    (redis://:PASSWORD@host)."""
+    bare = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = bare.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
 
 
 def clip(text: str, size: int = 200) -> str:

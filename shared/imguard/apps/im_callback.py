@@ -147,14 +147,17 @@ def _rules_source(settings: Settings) -> RulesSource:
         # Which rules a new instance judges by, and whether it loaded what `make build` compiled.
         logs.emit("rules.loaded", path=settings.rules_path, version=initial.version, entries=initial.entries,
                   compiled=initial.compiled)
+    if initial is not None and initial.queues_for_review and not settings.audit.dsn:
+        logs.emit("review.no_store", level="warning", detail="the rules queue messages for review, but without "
+                  "AUDIT_DSN there is no queue: they are delivered and only logged")
     return RulesSource(initial, settings.rules_url, settings.rules_refresh_s, cos=settings.cos)
 
 
 def _sanctions(settings: Settings, trail: AuditTrail, rules: RulesSource) -> Optional[Sanctions]:
     """Flood counters and the ladder act on what a callback says about its sender, so they need callbacks
     IM has signed: unsigned, anyone holding the URL could run up a stranger's counts and get them muted."""
+    book = rules.current()
     if settings.callback_token is None:
-        book = rules.current()
         if not (book.flood.empty and not book.sanctions.steps):
             logs.emit("sanctions.off", level="warning", detail="the rules file has flood or sanctions, which need "
                       "IM_CALLBACK_TOKEN (signed callbacks): both are off")

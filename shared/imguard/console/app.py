@@ -30,26 +30,33 @@ WINDOWS = ("1h", "1d", "7d", "30d", "all")
 SCENES = ("c2c", "group", "group:Public", "group:Work", "group:Meeting", "group:AVChatRoom", "group:Community",
           "friend", "profile", "group_info")
 PAGE = 100
+SESSION_S = 12 * 3600  # a sign-in lasts a working day
 
 
 def create_app(settings: ConsoleSettings, store: Optional[AuditStore] = None, secure_cookies: bool = True) -> Flask:
     """``secure_cookies``: the session cookie only over HTTPS (SCF's Function URL, a console behind TLS); off
     for `imguard console` on loopback, where the browser talks plain HTTP to this machine."""
     app = Flask(__name__)
-    # The session is signed with a key made from the token: every instance of an SCF console agrees on it,
-    # and changing the token signs everybody out. Without a token (loopback), a key for this process.
-    secret = hashlib.sha256(b"imguard-console:" + settings.token.encode()).digest() if settings.token else \
-        secrets.token_bytes(32)
+    # The session is signed with a key made from the token, so that every instance of an SCF console agrees
+    # on it and changing the token signs everybody out. The sign-in page hands anyone a cookie signed with
+    # it, so the key comes through scrypt: each offline guess at the token costs what a sign-in does.
+    # Without a token (loopback), a key for this process.
+    secret = hashlib.scrypt(settings.token.encode(), salt=b"imguard-console-session", n=2**14, r=8, p=1) \
+        if settings.token else secrets.token_bytes(32)
     app.config.update(SECRET_KEY=secret, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=secure_cookies,
+                      SESSION_COOKIE_SECURE=secure_cookies, PERMANENT_SESSION_LIFETIME=SESSION_S,
                       WTF_CSRF_TIME_LIMIT=None)
+    if settings.token is None:
+        # No sign-in is safe only for this machine's own browser: a page elsewhere that points its own name at
+        # 127.0.0.1 (DNS rebinding) sends another Host, and is refused.
+        app.config["TRUSTED_HOSTS"] = ["127.0.0.1", "localhost", "::1", "[::1]"]
     CSRFProtect(app)
     store = store or AuditStore(settings.dsn)
     tz = zone(settings.tz_name)
     signed_in = hmac.new(secret, b"signed-in", hashlib.sha256).hexdigest()
 
     def language() -> str:
-        chosen = request.args.get("lang") or request.cookies.get("lang")
+        chosen = request.args.get("lang") or session.get("lang")
         if chosen in LANGUAGES:
             return chosen
         return request.accept_languages.best_match(["zh", "en"]) or "zh"
@@ -65,7 +72,7 @@ def create_app(settings: ConsoleSettings, store: Optional[AuditStore] = None, se
     @app.after_request
     def remember_language(response: Any) -> Any:
         if request.args.get("lang") in LANGUAGES:
-            response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
+            session["lang"] = request.args["lang"]  # in the session: one cookie (SCF's answer carries one)
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'"
         return response
@@ -74,7 +81,8 @@ def create_app(settings: ConsoleSettings, store: Optional[AuditStore] = None, se
     def require_sign_in() -> Any:
         if settings.token is None or request.endpoint in ("sign_in", "static"):
             return None
-        if not hmac.compare_digest(session.get("auth", ""), signed_in):
+        fresh = time.time() - session.get("since", 0) < SESSION_S  # a copied cookie stops working, at the latest
+        if not (fresh and hmac.compare_digest(session.get("auth", ""), signed_in)):
             return redirect(url_for("sign_in", next=request.full_path))
         return None
 
@@ -84,8 +92,10 @@ def create_app(settings: ConsoleSettings, store: Optional[AuditStore] = None, se
         if request.method == "POST":
             given = request.form.get("token", "")
             if settings.token is not None and hmac.compare_digest(given.encode(), settings.token.encode()):
+                lang = session.get("lang")
                 session.clear()
-                session.update(auth=signed_in, name=request.form.get("name", "").strip()[:64] or "console")
+                session.update(auth=signed_in, since=int(time.time()), lang=lang,
+                               name=request.form.get("name", "").strip()[:64] or "console")
                 target = request.args.get("next") or "/"
                 return redirect(target if _local_path(target) else "/")
             wrong = True

@@ -36,7 +36,8 @@ class MessageHandlers:
                                 details=dict(error_code=answer["ErrorCode"], policy=list(policy.applied)),
                                 **_message_fields(message, content))
             services.trail.record(record, deadline=call.deadline)
-            self._count(call, message, rules.sanctions)
+            if flood.counts_against_sender:
+                self._count(call, message, rules.sanctions)
             return answer
         [judgement] = services.judge(call, message.sender, [content], policy)
         decision = judgement.decision
@@ -76,7 +77,7 @@ class MessageHandlers:
             **_message_fields(message, content),
         )
         services.trail.record(record, deadline=call.deadline)
-        if flood is not None or (decision.action == BLOCK and not decision.degraded):
+        if (flood is not None and flood.counts_against_sender) or (decision.action == BLOCK and not decision.degraded):
             self._count(call, message, rules.sanctions)
         return answer
 

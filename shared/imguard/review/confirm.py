@@ -132,7 +132,9 @@ def _find_group_message(im: ImRestClient, ref: Target, deadline: float) -> Confi
                 found = _judge_group(message, ref)
                 return Confirmation(found.status, found.reason, found.im_error_code, integer(message.get("MsgSeq")))
         seqs = [seq for seq in (integer(m.get("MsgSeq")) for m in page) if seq is not None]
-        if result.answer.get("IsFinished") == 1 or not seqs or min(seqs) <= 1:
+        # IsFinished is not read: whether it means "the whole history" or "the range asked for" is not
+        # settled in the docs, and the second would end the search after one page. An empty page does.
+        if not seqs or min(seqs) <= 1:
             break
         below = min(seqs) - 1  # IM's own advice: the next page ends just below this one
     return Confirmation(UNCONFIRMED, f"not among the group's latest {MAX_PAGES * GROUP_PAGE} messages "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from sqlalchemy import select, update
 
@@ -24,6 +24,7 @@ from imguard.im.rest import ImRestClient
 from imguard.review.confirm import ALREADY_WITHDRAWN, CONFIRMED, UNAVAILABLE, confirm, withdraw
 
 PENDING, KEPT, WITHDRAWN, UNCONFIRMED = "pending", "kept", "withdrawn", "unconfirmed"
+WITHDRAWING = "withdrawing"  # taken by a moderator while IM is asked: nobody else can keep it meanwhile
 IM_BUDGET_S = 10.0
 
 
@@ -43,18 +44,23 @@ class ReviewItem:
     topic_id: str
     msg_key: str
     random: Optional[int]
-    delivered_sha256: str
+    delivered_sha256: str  # empty for a message without text (an image CI called suspicious)
     status: str
+    images: Tuple[str, ...] = ()
     msg_seq: int = 0  # a group message judged before delivery has none: found by its Random
-    what: str = "text in the review queue"
+    what: str = "content in the review queue"
 
     def carried_by(self, msg_body: Any) -> bool:
-        return logs.text_sha256(extract(msg_body).joined_text()) == self.delivered_sha256
+        content = extract(msg_body)
+        if self.delivered_sha256:
+            return logs.text_sha256(content.joined_text()) == self.delivered_sha256
+        return bool(self.images) and sorted(content.images) == sorted(self.images)
 
     @classmethod
     def from_row(cls, row: Dict[str, Any]) -> "ReviewItem":
+        urls = json.loads(row["content"] or "{}").get("urls") or []
         return cls(row["id"], row["scene"], row["sender"], row["receiver"], row["group_id"], row["topic_id"],
-                   row["msg_key"], row["msg_random"], row["delivered_sha256"], row["status"])
+                   row["msg_key"], row["msg_random"], row["delivered_sha256"], row["status"], tuple(urls))
 
 
 class ReviewQueue:
@@ -82,34 +88,39 @@ class ReviewQueue:
         return ReviewItem.from_row(dict(row._mapping))
 
     def keep(self, item_id: int, by: str) -> str:
-        self._decide(self.get(item_id), KEPT, by, "kept by a moderator")
-        return KEPT
+        return self._move(self.get(item_id).id, PENDING, KEPT, by, "kept by a moderator")
 
     def withdraw(self, item_id: int, by: str, im: ImRestClient) -> str:
-        """Withdraw through IM once IM's own records confirm the message; the status it ends in."""
+        """Withdraw through IM once IM's own records confirm the message; the status it ends in. The item is
+        taken first (``withdrawing``), so that nobody keeps it while IM is asked, and handed back if IM
+        cannot be asked or did not act."""
         item = self.get(item_id)
-        if item.status != PENDING:
-            raise ReviewError(f"review item {item_id} was already decided: {item.status}")
-        deadline = time.monotonic() + IM_BUDGET_S
-        found = confirm(im, item, deadline)
-        if found.status == UNAVAILABLE:
-            raise ReviewError(f"IM could not be asked just now, nothing decided: {found.reason}")
-        if found.status == ALREADY_WITHDRAWN:
-            return self._decide(item, WITHDRAWN, by, found.reason)
-        if found.status != CONFIRMED:
-            return self._decide(item, UNCONFIRMED, by, found.reason)
-        result = withdraw(im, item, deadline, found.msg_seq)
-        if not result.done:
-            raise ReviewError(f"IM did not withdraw it ({result.error_code}: {result.detail}); still pending")
-        return self._decide(item, WITHDRAWN, by, f"withdrawn through IM ({result.status})")
+        self._move(item.id, PENDING, WITHDRAWING, by, "asking IM")
+        try:
+            deadline = time.monotonic() + IM_BUDGET_S
+            found = confirm(im, item, deadline)
+            if found.status == UNAVAILABLE:
+                raise ReviewError(f"IM could not be asked just now, nothing decided: {found.reason}")
+            if found.status == ALREADY_WITHDRAWN:
+                return self._move(item.id, WITHDRAWING, WITHDRAWN, by, found.reason)
+            if found.status != CONFIRMED:
+                return self._move(item.id, WITHDRAWING, UNCONFIRMED, by, found.reason)
+            result = withdraw(im, item, deadline, found.msg_seq)
+            if not result.done:
+                raise ReviewError(f"IM did not withdraw it ({result.error_code}: {result.detail}); still pending")
+            return self._move(item.id, WITHDRAWING, WITHDRAWN, by, f"withdrawn through IM ({result.status})")
+        except BaseException:
+            self._move(item.id, WITHDRAWING, PENDING, "", "")
+            raise
 
-    def _decide(self, item: ReviewItem, status: str, by: str, outcome: str) -> str:
-        # Only a pending item changes: two moderators acting at once cannot both decide it.
+    def _move(self, item_id: int, was: str, status: str, by: str, outcome: str) -> str:
+        """``was`` → ``status``, only if the item is still ``was``: two moderators cannot both decide it."""
+        decided_at = utc_now() if status != PENDING else None
         with self._store.engine.begin() as conn:
             changed = conn.execute(update(review_items)
-                                   .where(review_items.c.id == item.id, review_items.c.status == PENDING)
-                                   .values(status=status, decided_by=by[:128], decided_at=utc_now(),
+                                   .where(review_items.c.id == item_id, review_items.c.status == was)
+                                   .values(status=status, decided_by=by[:128], decided_at=decided_at,
                                            outcome=outcome[:255])).rowcount
         if changed != 1:
-            raise ReviewError(f"review item {item.id} was already decided")
+            raise ReviewError(f"review item {item_id} was already decided")
         return status

@@ -140,6 +140,13 @@ class Rulebook:
     def empty(self) -> bool:
         return self.entries == 0
 
+    @property
+    def queues_for_review(self) -> bool:
+        """Whether anything here sends messages to the review queue (a review list, a scene's review)."""
+        sets = [self.base] + [scene.rules for scene in self.scenes.values() if scene.rules is not None]
+        return any(entry.list == "review" for rules in sets for entry in rules.entries) or any(
+            scene.settings.get("suspicious_action") == "review" for scene in self.scenes.values())
+
     def scan(self, text: str) -> Scan:
         """The global lists alone (`imguard check` without --scene)."""
         return self.base.scan(text)

@@ -41,11 +41,6 @@ def _header(text: bytes) -> bytes:
                        "ahocorasick": [library.name, library.stat().st_size]}, sort_keys=True).encode() + b"\n"
 
 
-def _code_folder(path: Path) -> bool:
-    """Is ``path`` in the folder that holds the imguard package, the function's code?"""
-    return path.resolve().parent == Path(imguard.__file__).resolve().parent.parent
-
-
 def write(path: Path) -> Path:
     """Compile ``path`` (RulesError when it is bad) and write its sidecar; returns the sidecar."""
     text = path.read_bytes()
@@ -57,8 +52,8 @@ def write(path: Path) -> Path:
 
 def read(path: Path, text: bytes, version: str) -> Optional[Rulebook]:
     """The compiled rules for ``path`` whose content is ``text``, or None when there are none to trust."""
-    compiled = sidecar(path)
-    if not compiled.is_file() or not _code_folder(path):
+    compiled = sidecar(path.resolve())  # the file itself, wherever a link to it lies: a link is no code folder
+    if not compiled.is_file() or compiled.resolve().parent != Path(imguard.__file__).resolve().parent.parent:
         return None
     try:
         with compiled.open("rb") as stream:

@@ -144,12 +144,12 @@ class RedisCounters(Counters):
     def _run(self, commands: Any) -> Optional[List[Any]]:
         if time.monotonic() < self._down_until:
             return None
-        client = self._redis or self._client()
         try:
+            client = self._redis or self._client()  # a URL redis-py cannot use fails here: unavailable, not a crash
             pipe = client.pipeline(transaction=True)
             commands(pipe)
             return pipe.execute()
-        except self._errors as exc:
+        except (*self._errors, ValueError) as exc:
             self._down_until = time.monotonic() + RETRY_AFTER_S
             if time.monotonic() - self._warned_at >= WARN_EVERY_S:
                 self._warned_at = time.monotonic()

@@ -60,7 +60,10 @@ class Sanctions:
         step = ladder.reached(counts[0]) if counts else None
         if step is None:
             return
-        if not self.counters.claim(f"imguard:sanctioned:{offence.sender}:{step.index}", step.within_s):
+        # Once per window for each place the step acts on: a group step per group (a C2C block, which it can
+        # only record, must not use up the mute another group's spam would earn), a global step once.
+        where = (offence.group_id or "c2c") if step.scope == "group" else "global"
+        if not self.counters.claim(f"imguard:sanctioned:{offence.sender}:{step.index}:{where}", step.within_s):
             return  # already applied in this window (by this instance or another), or the counters went away
         if not _BACKLOG.acquire(blocking=False):
             logs.emit("sanction.dropped", level="error", user=offence.sender, step=step.index,

@@ -8,7 +8,8 @@ Configured in the rules file, each check with its own action::
       mentions: {max: 10, at_all: true, action: block}            # group messages: @ accounts, and @all
 
 ``block`` refuses the message as BLOCK_ACTION says, ``silent`` drops it while the sender thinks it went
-out, ``count`` delivers it. Every hit counts toward the sanctions ladder. ``repeat`` takes ``by: anyone``
+out, ``count`` delivers it. Every hit counts toward the sanctions ladder, but for ``repeat`` with ``by: anyone``,
+whose count is shared by everybody who sent the text. ``repeat`` takes ``by: anyone``
 to count a text whoever sends it (a bot farm), and ignores texts shorter than ``min_chars`` (default 4).
 """
 from __future__ import annotations
@@ -52,6 +53,9 @@ class FloodHit:
     count: int  # as far as the counter keeps count: one past the limit at most
     limit: int
     window_s: int = 0
+    # Whether it counts toward the sender's sanctions: not a text counted across all senders (by: anyone),
+    # where an innocent sender of a common phrase would share a bot farm's count.
+    counts_against_sender: bool = True
 
     def as_reason(self) -> dict:
         within = f" in {self.window_s} s" if self.window_s else ""
@@ -116,5 +120,6 @@ def check_flood(policy: FloodPolicy, counters: Counters, sender: str, text: str,
         return None, False
     for (check, limit, _), [count] in zip(windows, counts):
         if count > limit.count:
-            return FloodHit(check, limit.action, count, limit.count, limit.window_s), True
+            personal = not (check == "repeat" and policy.repeat_by_anyone)
+            return FloodHit(check, limit.action, count, limit.count, limit.window_s, personal), True
     return None, True

@@ -263,8 +263,10 @@ class FakeIM:
             found = [m for m in found if m["IsPlaceMsg"] != 2]
         found.sort(key=lambda m: m["MsgSeq"], reverse=True)
         count = min(body.get("ReqMsgNumber", 20), 20)
+        # IsFinished as "the range asked for came back whole" (1 for any full page): the reading under which
+        # a reader that stops on it would miss older messages. imguard pages on without it.
         return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "GroupId": group,
-                "IsFinished": int(len(found) <= count), "RspMsgList": found[:count]}
+                "IsFinished": 1, "RspMsgList": found[:count]}
 
     def _set_no_speaking(self, body: Dict[str, Any]) -> Dict[str, Any]:
         if not isinstance(body.get("Set_Account"), str):
