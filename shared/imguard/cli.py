@@ -138,11 +138,7 @@ def _console(args: argparse.Namespace) -> int:
     from imguard.console.settings import ConsoleSettings
 
     open_store.load_env_file(args.env_file)
-    env = dict(os.environ)
-    if args.dsn:
-        env["AUDIT_DSN"] = args.dsn
-    elif not env.get("AUDIT_DSN", "").strip():
-        env["AUDIT_DSN"] = f"sqlite:///{open_store.local_store(Path.cwd())}"
+    env = dict(os.environ, AUDIT_DSN=open_store.chosen_dsn(args.dsn))
     try:
         settings = ConsoleSettings.from_env(env, host=args.host)
     except ConfigError as exc:

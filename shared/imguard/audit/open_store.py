@@ -38,17 +38,21 @@ def local_store(start: Path) -> Path:
                      f"one in the project folder): run this from there, or set AUDIT_DSN / --dsn")
 
 
+def chosen_dsn(explicit: Optional[str] = None) -> str:
+    """The store the command line reads: ``explicit`` (--dsn), else AUDIT_DSN, else `make run`'s found from
+    here (SystemExit when there is none)."""
+    return explicit or os.environ.get("AUDIT_DSN", "").strip() or f"sqlite:///{local_store(Path.cwd())}"
+
+
 def open_store(args: argparse.Namespace) -> Any:
     from imguard.audit.store import AuditStore
     from imguard.config import ConfigError, audit_dsn
 
     load_env_file(args.env_file)
-    chosen = args.dsn or os.environ.get("AUDIT_DSN", "").strip()
     try:
-        dsn = audit_dsn(chosen or f"sqlite:///{local_store(Path.cwd())}")
+        return AuditStore(audit_dsn(chosen_dsn(args.dsn)))
     except ConfigError as exc:
         raise SystemExit(f"imguard: {exc}") from None
-    return AuditStore(dsn)
 
 
 def existing_store() -> Optional[Any]:
@@ -56,9 +60,8 @@ def existing_store() -> Optional[Any]:
     from imguard.audit.store import AuditStore
     from imguard.config import ConfigError, audit_dsn
 
-    chosen = os.environ.get("AUDIT_DSN", "").strip()
     try:
-        return AuditStore(audit_dsn(chosen or f"sqlite:///{local_store(Path.cwd())}"))
+        return AuditStore(audit_dsn(chosen_dsn()))
     except (SystemExit, ConfigError):
         return None
 

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
 
-from imguard.audit.record import AuditRecord
 from imguard.audit.report import local_time, milliseconds, why, zone
 from imguard.audit.store import AuditStore
 from imguard.console import chart, queries
@@ -163,17 +162,14 @@ def create_app(settings: ConsoleSettings, store: Optional[AuditStore] = None, se
     def sanctions_lift() -> Any:
         if settings.im is None:
             abort(409)
-        from imguard.im.rest import UPDATED, ImRestClient
-        from imguard.sanctions.enforce import FAILED, LIFTED, lift
+        from imguard.im.rest import ImRestClient
+        from imguard.sanctions.enforce import lift
 
         user, group = request.form.get("user", "").strip(), request.form.get("group", "").strip()
         if not user:
             abort(400)
-        status = lift(ImRestClient.from_settings(settings.im), user, group, time.monotonic() + 10)
-        action = LIFTED if status == UPDATED else FAILED
-        store.write([AuditRecord(event="sanction.lifted", request_id="console", function="console",
-                                 command="sanctions lift", scene="sanction", action=action, sender=user,
-                                 group_id=group, details={"by": session.get("name", "console"), "im_status": status})])
+        action = lift(ImRestClient.from_settings(settings.im), store, user, group, session.get("name", "console"),
+                      via="console")
         return redirect(url_for("sanctions", message=f"{user}: {action}"))
 
     @app.route("/try", methods=["GET", "POST"])

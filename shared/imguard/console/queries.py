@@ -17,7 +17,6 @@ LATENCY_SAMPLE = 20_000  # the newest decisions the percentiles are taken over
 
 @dataclass
 class Overview:
-    since: datetime  # UTC, as stored
     hours: List[datetime] = field(default_factory=list)  # each hour's start, in the operator's zone
     by_action: Dict[str, List[int]] = field(default_factory=dict)  # action -> count per hour
     total: int = 0
@@ -42,7 +41,7 @@ def _hour(column: Any, dialect: str) -> Any:
 def overview(store: AuditStore, now: datetime, hours: int, tz: Any, top: int = 10) -> Overview:
     store.ensure_tables()
     since = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    result = Overview(since=since)
+    result = Overview()
     starts = [since + timedelta(hours=i) for i in range(hours)]
     result.hours = [local_time(start, tz) for start in starts]
     position = {start.strftime("%Y-%m-%d %H:00:00"): i for i, start in enumerate(starts)}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Optional, Sequence
 
 from imguard.audit.record import AuditRecord
@@ -12,7 +13,7 @@ from imguard.im.rest import ImRestClient
 from imguard.moderation.moderator import Judgement, Moderator
 from imguard.moderation.policy import ALLOW, BLOCK, REWRITE, Decision
 from imguard.review.submit import MediaSubmitter
-from imguard.rules.book import Defaults, Policy, Scene
+from imguard.rules.book import Defaults, Policy, Rulebook, Scene
 from imguard.rules.source import RulesSource
 from imguard.sanctions.enforce import Sanctions
 
@@ -51,11 +52,15 @@ class Services:
     def whitelisted(self, user: str) -> bool:
         return user in self.settings.whitelist_users
 
-    def policy(self, scene: Scene) -> Policy:
-        """The rules file's policy for ``scene``, over the environment's settings."""
+    @cached_property
+    def defaults(self) -> Defaults:
+        """The environment's settings, which the rules file's scenes override."""
         settings = self.settings
-        defaults = Defaults(settings.suspicious_action, settings.fail_mode, settings.block_action, settings.cos.biz_type)
-        return self.rules.current().policy(scene, defaults)
+        return Defaults(settings.suspicious_action, settings.fail_mode, settings.block_action, settings.cos.biz_type)
+
+    def policy(self, scene: Scene, book: Optional[Rulebook] = None) -> Policy:
+        """The policy for ``scene`` in ``book`` (the rules in force unless the caller already holds them)."""
+        return (book or self.rules.current()).policy(scene, self.defaults)
 
     def judge(self, call: Call, actor: str, contents: Sequence, policy: Policy) -> Sequence[Judgement]:
         """Whitelist, then local rules, then CI, for each content, under the call's deadline."""

@@ -28,7 +28,7 @@ class MessageHandlers:
         content = extract(message.msg_body)
         rules = services.rules.current()
         scene = Scene.group(message.group_type, message.group_id) if message.scene == "group" else Scene("c2c")
-        policy = services.policy(scene)
+        policy = services.policy(scene, rules)
         flood = self._flood(call, message, content, rules.flood)
         if flood is not None and flood.action != "count":
             answer = answers.reject(message.scene, settings, "silent" if flood.action == "silent" else policy.block_action)

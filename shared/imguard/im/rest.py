@@ -124,6 +124,12 @@ class ImRestClient:
         return cls(api.base_url, settings.sdk_app_id, api.admin,
                    UserSigCache(settings.sdk_app_id, api.secret_key, api.admin))
 
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "ImRestClient":
+        """For the command line: IM_SDKAPPID, IM_SECRET_KEY, ... from the environment (ConfigError names what
+        is missing)."""
+        return cls.from_settings(Settings.from_env(environ).require("IM_SECRET_KEY"))
+
     def withdraw_c2c(self, sender: str, receiver: str, msg_key: str, deadline: float) -> RestResult:
         body = {"From_Account": sender, "To_Account": receiver, "MsgKey": msg_key}
         return self._call("v4/openim/admin_msgwithdraw", body, _c2c_outcome, deadline)

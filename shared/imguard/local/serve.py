@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 from urllib.parse import urlencode
 
 from imguard.audit import open_store
@@ -122,22 +122,23 @@ def _banner(server, routes, cloud) -> None:
 
 
 def _parts(cloud) -> list:
-    ours: Dict[str, Optional[str]] = cloud.describe() if cloud else {}
-    ci_domain = os.environ.get("CI_DOMAIN", "")
+    env = os.environ
     lines = []
-    if os.environ.get("COS_BUCKET"):
-        stand_in = cloud is not None and ci_domain == cloud.ci.domain
-        lines.append(f"CI: {'STAND-IN at ' + ours['CI (数据万象) stand-in'] + ' (fixed demo verdicts, not CI models)' if stand_in else 'REAL, bucket ' + os.environ['COS_BUCKET']}")
-    else:
+    if not env.get("COS_BUCKET"):
         lines.append("CI: OFF (no COS_BUCKET): images, audio and video are allowed unjudged")
-    im_base = os.environ.get("IM_API_BASE", "")
-    if os.environ.get("IM_SECRET_KEY"):
-        stand_in = cloud is not None and im_base == cloud.im.base_url
-        lines.append(f"IM REST API (withdrawals, mutes): {'STAND-IN at ' + im_base + ' (keeps what it delivers)' if stand_in else 'REAL, ' + (im_base or 'https://console.tim.qq.com')}")
+    elif cloud is not None and env.get("CI_DOMAIN") == cloud.ci.domain:
+        lines.append(f"CI: STAND-IN at http://{cloud.ci.domain} (fixed demo verdicts, not CI models)")
     else:
+        lines.append(f"CI: REAL, bucket {env['COS_BUCKET']}")
+    im_base = env.get("IM_API_BASE") or "https://console.tim.qq.com"
+    if not env.get("IM_SECRET_KEY"):
         lines.append("IM REST API: OFF (no IM_SECRET_KEY): nothing is withdrawn or muted")
-    redis = os.environ.get("REDIS_URL", "").strip()
+    elif cloud is not None and im_base == cloud.im.base_url:
+        lines.append(f"IM REST API (withdrawals, mutes): STAND-IN at {im_base} (keeps what it delivers)")
+    else:
+        lines.append(f"IM REST API (withdrawals, mutes): REAL, {im_base}")
+    redis = env.get("REDIS_URL", "").strip()
     lines.append(f"flood and sanction counters: {'Redis' if redis else 'this process only (no REDIS_URL)'}")
-    lines.append("callbacks: signed (IM_CALLBACK_TOKEN set)" if os.environ.get("IM_CALLBACK_TOKEN", "").strip()
+    lines.append("callbacks: signed (IM_CALLBACK_TOKEN set)" if env.get("IM_CALLBACK_TOKEN", "").strip()
                  else "callbacks: UNSIGNED (no IM_CALLBACK_TOKEN): flood checks and sanctions are off")
     return lines

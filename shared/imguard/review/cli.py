@@ -47,15 +47,15 @@ def _keep(args: argparse.Namespace) -> int:
 
 
 def _withdraw(args: argparse.Namespace) -> int:
-    from imguard.config import ConfigError, Settings
+    from imguard.config import ConfigError
     from imguard.im.rest import ImRestClient
 
     def act(queue: Any) -> str:
         try:
-            settings = Settings.from_env().require("IM_SECRET_KEY")
+            im = ImRestClient.from_env()
         except ConfigError as exc:
             raise SystemExit(f"imguard review: {exc}") from None
-        return queue.withdraw(args.id, _who(args), ImRestClient.from_settings(settings))
+        return queue.withdraw(args.id, _who(args), im)
 
     return _decide(args, act)
 

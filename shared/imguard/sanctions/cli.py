@@ -5,7 +5,6 @@ import argparse
 import getpass
 import json
 import sys
-import time
 from typing import Any
 
 from imguard.audit import open_store
@@ -42,21 +41,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _lift(args: argparse.Namespace) -> int:
-    from imguard.audit.record import AuditRecord
-    from imguard.config import ConfigError, Settings
-    from imguard.im.rest import UPDATED, ImRestClient
-    from imguard.sanctions.enforce import FAILED, LIFTED, lift
+    from imguard.config import ConfigError
+    from imguard.im.rest import ImRestClient
+    from imguard.sanctions.enforce import FAILED, lift
 
     def work(store: Any, now: Any) -> int:
         try:
-            settings = Settings.from_env().require("IM_SECRET_KEY")
+            im = ImRestClient.from_env()
         except ConfigError as exc:
             raise SystemExit(f"imguard sanctions: {exc}") from None
-        status = lift(ImRestClient.from_settings(settings), args.user, args.group, time.monotonic() + 10)
-        action = LIFTED if status == UPDATED else FAILED
-        store.write([AuditRecord(event="sanction.lifted", request_id="cli", function="cli", command="sanctions lift",
-                                 scene="sanction", action=action, sender=args.user, group_id=args.group,
-                                 details={"by": args.by or getpass.getuser(), "im_status": status})])
+        action = lift(im, store, args.user, args.group, args.by or getpass.getuser(), via="cli")
         print(json.dumps({"user": args.user, "group": args.group or None, "status": action}))
         if action == FAILED:
             print("imguard sanctions: IM did not lift the mute; see the log above", file=sys.stderr)

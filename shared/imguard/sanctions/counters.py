@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Deque, List, NamedTuple, Optional, Sequence
+from typing import Any, Deque, List, NamedTuple, Optional, Protocol, Sequence
 
 from imguard import logs
 
@@ -30,21 +30,17 @@ class Window(NamedTuple):
     cap: int  # the most any decision needs to see; a key keeps no more entries than this
 
 
-class Counters:
-    """What both kinds answer. ``shared`` says whether other instances see the same counts."""
-
-    shared = False
+class Counters(Protocol):
+    """What both kinds answer."""
 
     def record(self, windows: Sequence[Window], now: float) -> Optional[List[List[int]]]:
         """Count this event under each key, then the events in each of its windows; None when unavailable."""
-        raise NotImplementedError
 
     def claim(self, key: str, ttl_s: int) -> Optional[bool]:
         """True for the first claim of ``key`` until ``ttl_s`` passes; None when unavailable."""
-        raise NotImplementedError
 
 
-class LocalCounters(Counters):
+class LocalCounters:
     def __init__(self, max_keys: int = MAX_LOCAL_KEYS):
         self._events: "OrderedDict[str, Deque[float]]" = OrderedDict()
         self._claims: "OrderedDict[str, float]" = OrderedDict()
@@ -89,11 +85,9 @@ class LocalCounters(Counters):
                       detail="no REDIS_URL: flood and sanction counts are this instance's alone")
 
 
-class RedisCounters(Counters):
+class RedisCounters:
     """The client is made by the first message that needs it: importing redis-py (it brings asyncio) costs
     about 120 ms on SCF's Python, which a new instance would otherwise spend before its first answer."""
-
-    shared = True
 
     def __init__(self, url: str, timeout_ms: int):
         self._url = url

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from imguard import logs
 from imguard.audit.record import AuditRecord
@@ -24,6 +24,7 @@ WORKERS = 2
 MAX_BACKLOG = 64  # sanctions being applied per instance; past this one is logged and left
 ANSWER_WAIT_S = 0.2  # what an answer waits for a mute it started; the rest finishes after
 IM_BUDGET_S = 5.0
+LIFT_BUDGET_S = 10.0  # an operator waits for a lift: IM gets longer than a callback's mute
 
 _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="imguard-sanction")
 _BACKLOG = threading.BoundedSemaphore(MAX_BACKLOG)
@@ -97,8 +98,16 @@ class Sanctions:
             level="warning" if action != FAILED else "error", details=details))
 
 
-def lift(im: ImRestClient, user: str, group_id: str, deadline: float) -> str:
-    """Undo a mute through IM: the global one, or the one in ``group_id``; the REST result's status."""
+def lift(im: ImRestClient, store: Any, user: str, group_id: str, by: str, via: str) -> str:
+    """Undo a mute through IM (the global one, or the one in ``group_id``) and record who did it, ``via`` the
+    command line or the console; ``lifted``, or ``failed`` when IM did not."""
+    deadline = time.monotonic() + LIFT_BUDGET_S
     if group_id:
-        return im.forbid_send_msg(group_id, user, 0, deadline).status
-    return im.set_no_speaking(user, 0, deadline).status
+        result = im.forbid_send_msg(group_id, user, 0, deadline)
+    else:
+        result = im.set_no_speaking(user, 0, deadline)
+    action = LIFTED if result.status == UPDATED else FAILED
+    store.write([AuditRecord(event="sanction.lifted", request_id=via, function=via, command="sanctions lift",
+                             scene="sanction", action=action, sender=user, group_id=group_id,
+                             details={"by": by, "im_status": result.status})])
+    return action

@@ -50,7 +50,6 @@ class FloodPolicy:
 class FloodHit:
     check: str  # rate, repeat or mentions
     action: str  # block, silent or count
-    count: int  # as far as the counter keeps count: one past the limit at most
     limit: int
     window_s: int = 0
     # Whether it counts toward the sender's sanctions: not a text counted across all senders (by: anyone),
@@ -102,7 +101,7 @@ def check_flood(policy: FloodPolicy, counters: Counters, sender: str, text: str,
     """The first flood this message makes, and whether the counters could be asked. Mentions need no
     counter; rate and repeat are one round trip together."""
     if policy.mentions is not None and (mentioned > policy.mentions.count or (at_all and policy.at_all)):
-        return FloodHit("mentions", policy.mentions.action, mentioned, policy.mentions.count), True
+        return FloodHit("mentions", policy.mentions.action, policy.mentions.count), True
     windows: List[Tuple[str, Limit, Window]] = []
     if policy.rate is not None:
         limit = policy.rate
@@ -121,5 +120,5 @@ def check_flood(policy: FloodPolicy, counters: Counters, sender: str, text: str,
     for (check, limit, _), [count] in zip(windows, counts):
         if count > limit.count:
             personal = not (check == "repeat" and policy.repeat_by_anyone)
-            return FloodHit(check, limit.action, count, limit.count, limit.window_s, personal), True
+            return FloodHit(check, limit.action, limit.count, limit.window_s, personal), True
     return None, True

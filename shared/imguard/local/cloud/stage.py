@@ -15,7 +15,7 @@ import json
 import secrets
 import threading
 import urllib.request
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 from pytest_httpserver import HTTPServer
 
@@ -95,9 +95,6 @@ class LocalCloud:
         timer = threading.Timer(CALLBACK_DELAY_S, post)
         timer.daemon = True
         timer.start()
-
-    def describe(self) -> Dict[str, Optional[str]]:
-        return {"CI (数据万象) stand-in": f"http://{self.ci.domain}", "IM REST API stand-in": self.im.base_url}
 
     def stop(self) -> None:
         for server in (self._ci_server, self._im_server):
