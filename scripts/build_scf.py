@@ -39,11 +39,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "shared"))  # the library the functions carry, as this checkout has it
+from imguard.config import BUNDLED_RULES  # noqa: E402  (beside index.py; read when RULES_PATH is unset)
+
 FUNCTIONS = ("im_callback", "audio_result", "console")
 TARGETS = ("3.9", "3.10")
 SDIST_ONLY = ("crcmod", "tls-sig-api-v2")
 JUNK = ("__pycache__", "*.pyc", "*.pyo", "tests", "test", ".pytest_cache")
-BUNDLED_RULES = "rules.yaml"  # beside index.py; imguard reads it when RULES_PATH is unset (USER_CODE_ROOT)
 
 # What the check sends each function: IM's recorded callbacks, and a CI verdict nobody signed.
 CHECK_SDKAPPID, CHECK_TOKEN = "1400000000", "build-check-token"
@@ -186,7 +188,6 @@ def rules_to_bundle(choice: Optional[str]) -> Optional[Path]:
             f"no rules file at {choice}: the functions bundle your local rules as {BUNDLED_RULES}. "
             f"Create it (cp rules.example.yaml rules.yaml, then edit), or build with RULES=path/to/rules.yaml, "
             f"or RULES=none to ship no local rules (RULES_URL, or CI alone)")
-    sys.path.insert(0, str(ROOT / "shared"))
     from imguard.rules.ruleset import RulesError, loads  # the same loader the function will run
 
     try:

@@ -10,7 +10,7 @@ import os
 import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -101,7 +101,8 @@ VARIABLES: Dict[str, Variable] = {
 
 
 # What SCF itself sets (scf-serverless.md §A1): the role's credentials and where the code lies.
-_PLATFORM = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN", "USER_CODE_ROOT")
+ROLE_KEYS = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")  # an execution role's
+_PLATFORM = ROLE_KEYS + ("USER_CODE_ROOT",)
 BUNDLED_RULES = "rules.yaml"
 
 
@@ -190,6 +191,16 @@ class CosSettings:
     @property
     def enabled(self) -> bool:
         return self.bucket is not None
+
+    def sdk_options(self, timeout_s: float) -> Dict[str, Any]:
+        """CosConfig's keyword arguments for these settings (CI and cos:// rules alike)."""
+        options: Dict[str, Any] = dict(SecretId=self.secret_id, SecretKey=self.secret_key, Token=self.token,
+                                       Scheme=self.scheme, Timeout=timeout_s)
+        if self.domain:
+            options["Domain"] = self.domain
+        if self.region:
+            options["Region"] = self.region
+        return options
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,10 @@ def safe_url(url: str) -> str:
     bare = url.split("?", 1)[0].split("#", 1)[0]
     scheme, sep, rest = bare.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
+        userinfo, host = rest.split("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        shown = (f"{user}:***" if user else "***") if has_password else user  # the user names the account
+        rest = f"{shown}@{host}"
     return f"{scheme}{sep}{rest}"
 
 

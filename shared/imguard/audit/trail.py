@@ -61,7 +61,9 @@ class DeferredStore:
 
     @property
     def display_name(self) -> str:
-        return self._built().display_name
+        # From the DSN itself (password hidden): it names the store in the log line of a store that failed to
+        # build, so building it here would fail again, outside any handler.
+        return logs.safe_url(self._dsn)
 
     def write(self, records: List[AuditRecord]) -> None:
         self._built().write(records)

@@ -12,7 +12,6 @@ from imguard.deploy.upload import CodeSource
 @dataclass(frozen=True)
 class Deployed:
     spec: FunctionSpec
-    created: bool
     url: Optional[str]  # None when SCF had not shown the address yet
 
 
@@ -48,4 +47,4 @@ def _apply_function(fp: FunctionPlan, plan: Plan, api: ScfApi, code: CodeSource,
     trigger_name = fp.url_trigger.name if fp.url_trigger is not None else plan.url.trigger_name
     url = api.read_url(spec.name, trigger_name)
     say(f"  {spec.name}: {url or 'Function URL created; SCF has not shown its address yet'}")
-    return Deployed(spec, fp.creates, url)
+    return Deployed(spec, url)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
 from imguard.deploy.errors import DeployError
+from imguard.deploy.plan import RUNTIMES  # pure: no SDK behind it
 
 DEFAULT_ROLE = "imguard-scf"
 
@@ -28,7 +29,7 @@ def add_parser(commands: Any) -> None:
     deploy.add_argument("--stage", help="default STAGE, else dev; functions are <function>-<stage>-imguard")
     deploy.add_argument("--region", help="default REGION")
     deploy.add_argument("--namespace", default="default", help="SCF namespace (default: default)")
-    deploy.add_argument("--runtime", choices=("Python3.9", "Python3.10"), default="Python3.9")
+    deploy.add_argument("--runtime", choices=RUNTIMES, default="Python3.9")
     deploy.add_argument("--role", default=DEFAULT_ROLE,
                         help=f"execution role (运行角色) of both functions, default {DEFAULT_ROLE}; '' for none")
     deploy.add_argument("--code-bucket", help="BucketName-APPID for code too big to send inline (default COS_BUCKET)")
@@ -79,7 +80,7 @@ def _deploy(args: argparse.Namespace, environ: Mapping[str, str], out: _Output) 
         if args.env_file.is_file():
             raise
         raise DeployError(f"{exc} ({args.env_file} does not exist)") from None
-    secrets = inputs.secret_values(values, creds)
+    secrets = inputs.secret_values(values)
     if args.show_token:
         secrets = tuple(s for s in secrets if s != values.get("IM_CALLBACK_TOKEN", "").strip())
     out.secrets = secrets

@@ -16,7 +16,6 @@ from imguard.envfile import read_env_file
 from imguard.deploy.errors import DeployError
 
 APP = "imguard"
-FUNCTIONS = ("im_callback", "audio_result")
 
 # (id, key, token) variable names, in the order they are looked for: the Serverless CLI's names
 # (.env.example), then the Tencent Cloud SDKs' own.
@@ -52,10 +51,6 @@ class Credentials:
     secret_id: str = field(repr=False)
     secret_key: str = field(repr=False)
     token: Optional[str] = field(default=None, repr=False)
-    source: str = ""  # which variables they came from, for messages
-
-    def secrets(self) -> Tuple[str, ...]:
-        return tuple(v for v in (self.secret_id, self.secret_key, self.token) if v)
 
 
 def credentials(values: Mapping[str, str]) -> Credentials:
@@ -63,7 +58,7 @@ def credentials(values: Mapping[str, str]) -> Credentials:
         secret_id, secret_key = values.get(id_name, "").strip(), values.get(key_name, "").strip()
         if secret_id and secret_key:
             token = values.get(token_name, "").strip() or None
-            return Credentials(secret_id, secret_key, token, f"{id_name}/{key_name}")
+            return Credentials(secret_id, secret_key, token)
         if secret_id or secret_key:
             raise DeployError(f"{id_name} and {key_name} go together, and only one of them is set")
     raise DeployError(
@@ -98,9 +93,8 @@ def function_environment(values: Mapping[str, str]) -> Tuple[Tuple[str, str], ..
     return tuple((name, values[name]) for name in VARIABLES if values.get(name, "").strip())
 
 
-def secret_values(values: Mapping[str, str], creds: Optional[Credentials] = None) -> Tuple[str, ...]:
-    """Values to scrub from anything printed (short ones would blank out ordinary words)."""
+def secret_values(values: Mapping[str, str]) -> Tuple[str, ...]:
+    """Values to scrub from anything printed (short ones would blank out ordinary words); the deploy
+    credentials are among SECRET_NAMES."""
     found = {values[name].strip() for name in SECRET_NAMES if values.get(name, "").strip()}
-    if creds is not None:
-        found.update(creds.secrets())
     return tuple(sorted((v for v in found if len(v) >= 6), key=len, reverse=True))

@@ -133,10 +133,6 @@ class FunctionPlan:
     url_trigger: Optional[TriggerState]  # the Function URL there is now, kept or updated
     steps: Tuple[Step, ...]
 
-    @property
-    def creates(self) -> bool:
-        return self.current is None
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -145,9 +141,6 @@ class Plan:
     url: UrlSpec
     functions: Tuple[FunctionPlan, ...]
     notes: Tuple[str, ...] = ()
-
-    def actions(self) -> List[str]:
-        return [step.action for fp in self.functions for step in fp.steps]
 
 
 def plan_function(spec: FunctionSpec, url: UrlSpec, current: Optional[FunctionState],

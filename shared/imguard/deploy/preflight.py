@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import List
 
-from imguard.config import ConfigError, Settings
+from imguard.config import ROLE_KEYS, ConfigError, Settings
 from imguard.deploy.errors import DeployError
 from imguard.deploy.plan import FunctionSpec
 
@@ -15,7 +15,7 @@ ENVIRONMENT_LIMIT = 4096
 # CreateFunction: letters, digits, - and _, a letter first, not ending in - or _, 2..60 long.
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 # The temporary keys SCF gives a function with an execution role, present at run time only.
-_ROLE_KEYS = {"TENCENTCLOUD_SECRETID": "role", "TENCENTCLOUD_SECRETKEY": "role", "TENCENTCLOUD_SESSIONTOKEN": "role"}
+_ROLE_KEYS = {name: "role" for name in ROLE_KEYS}
 
 
 def check(spec: FunctionSpec, folder: Path) -> List[str]:

@@ -69,7 +69,6 @@ class ScfApi:
         self._models = models
         self.namespace = namespace
         self._poll_s, self._wait_s, self._sleep, self._clock = poll_s, wait_s, sleep, clock
-        self.called: List[str] = []  # actions in order, for the summary and for tests
 
     # -- reads -----------------------------------------------------------------
 
@@ -162,7 +161,6 @@ class ScfApi:
 
         request = getattr(self._models, f"{action}Request")()
         request.from_json_string(json.dumps(dict(params, Namespace=self.namespace)))
-        self.called.append(action)
         try:
             response = getattr(self._client, action)(request)
         except TencentCloudSDKException as exc:

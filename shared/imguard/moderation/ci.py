@@ -221,17 +221,11 @@ def _build_sdk(cos: CosSettings, timeout_s: float, pool_size: int) -> Tuple[Any,
     from qcloud_cos import CosConfig, CosS3Client
     from qcloud_cos.cos_comm import format_endpoint
 
-    options = dict(SecretId=cos.secret_id, SecretKey=cos.secret_key, Token=cos.token, Scheme=cos.scheme,
-                   Timeout=timeout_s)
-    if cos.domain:
-        options["Domain"] = cos.domain
-    if cos.region:
-        options["Region"] = cos.region
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    conf = CosConfig(**options)
+    conf = CosConfig(**cos.sdk_options(timeout_s))
     # retry=0: the SDK sleeps 1 s, 2 s, ... between retries, and IM waits only 2 s.
     client = CosS3Client(conf, retry=0, session=session)
     # The CI host, computed as CosConfig computes it (format_endpoint(EndpointCi, Region, 'ci.', True,

@@ -65,14 +65,8 @@ class CosFetcher:
         from qcloud_cos import CosConfig, CosS3Client
 
         self._bucket, self._key = parse_cos_url(url)
-        options = dict(SecretId=cos.secret_id, SecretKey=cos.secret_key, Token=cos.token, Scheme=cos.scheme,
-                       Timeout=_TIMEOUTS[1])
-        if cos.domain:
-            options["Domain"] = cos.domain
-        if cos.region:
-            options["Region"] = cos.region
         # retry=0: a failed fetch is tried again at the next refresh, not in a sleeping loop now.
-        self._client = CosS3Client(CosConfig(**options), retry=0)
+        self._client = CosS3Client(CosConfig(**cos.sdk_options(_TIMEOUTS[1])), retry=0)
 
     def fetch(self, etag: Optional[str]) -> Fetched:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
